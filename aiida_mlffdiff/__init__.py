@@ -1,0 +1,3 @@
+"""AiiDA plugin: Li-ion diffusion from machine-learned force-field MD, with provenance from DFT to D(T)."""
+
+__version__ = '0.1.0'

@@ -1,0 +1,1 @@
+"""data sub-package of aiida-mlffdiff."""

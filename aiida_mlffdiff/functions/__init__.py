@@ -1,0 +1,1 @@
+"""functions sub-package of aiida-mlffdiff."""
