@@ -1,1 +1,5 @@
-"""data sub-package of aiida-mlffdiff."""
+"""AiiDA data plugins of aiida-mlffdiff."""
+
+from .msd import MsdData
+
+__all__ = ('MsdData',)

@@ -1,1 +1,7 @@
-"""functions sub-package of aiida-mlffdiff."""
+"""Calcfunctions of aiida-mlffdiff: every output links back to its inputs."""
+
+from .arrhenius import fit_arrhenius
+from .diffusion import compute_diffusion
+from .msd import msd_from_trajectories
+
+__all__ = ('compute_diffusion', 'fit_arrhenius', 'msd_from_trajectories')

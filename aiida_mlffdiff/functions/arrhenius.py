@@ -1,0 +1,88 @@
+"""``fit_arrhenius``: diffusion results at several temperatures → Ea, D0 and D, σ extrapolated to T."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from aiida.engine import calcfunction
+from aiida.orm import Dict
+
+from ..analysis import AnalysisError
+from ..analysis import fit_arrhenius as fit_arrhenius_arrays
+from .exit_codes import exit_code
+from .parameters import Option, fraction, positive, validate_parameters
+from .serialization import json_safe
+
+ARRHENIUS_PARAMETERS = {
+    'temperature_K': Option(float, 300.0, 'temperature to extrapolate D and σ to (K)', positive),
+    'confidence': Option(float, 0.95, 'level of the reported intervals', fraction),
+    'use_errors': Option(bool, True, 'weight the fit by the standard errors of D'),
+}
+
+
+class MissingTemperatureError(AnalysisError):
+    """A diffusion result without a temperature."""
+
+
+def arrhenius_results(results: Sequence[dict], parameters: dict | None) -> dict:
+    """The calculation behind :func:`fit_arrhenius` on plain result dicts (raises ValueError/AnalysisError).
+
+    Each result needs ``temperature_K`` and ``D_cm2_s`` (and ``D_err_cm2_s`` for a weighted fit); when all
+    share ``n_ions``, ``volume_A3`` and ``charge`` the conductivity is extrapolated too.
+    """
+    params = validate_parameters(parameters, ARRHENIUS_PARAMETERS, 'Arrhenius parameters')
+    missing = [i for i, r in enumerate(results) if r.get('temperature_K') is None]
+    if missing:
+        raise MissingTemperatureError(
+            f'diffusion result(s) {missing} have no temperature_K: an Arrhenius fit needs it.'
+        )
+    temperatures = np.array([r['temperature_K'] for r in results], dtype=float)
+    d_values = np.array([r['D_cm2_s'] for r in results], dtype=float)
+    errors = None
+    if params['use_errors'] and all(r.get('D_err_cm2_s') for r in results):
+        errors = np.array([r['D_err_cm2_s'] for r in results], dtype=float)
+    fit = fit_arrhenius_arrays(temperatures, d_values, errors, confidence=params['confidence'])
+    target = params['temperature_K']
+    d_at_t, d_interval = fit.predict(target)
+    output = fit.as_dict()
+    output.update(
+        temperature_K=target,
+        D_at_T_cm2_s=d_at_t,
+        D_interval_cm2_s=list(d_interval),
+        D_cm2_s=d_values.tolist(),
+        D_err_cm2_s=None if errors is None else errors.tolist(),
+    )
+    system = {(r.get('n_ions'), r.get('volume_A3'), r.get('charge', 1.0)) for r in results}
+    if len(system) == 1:
+        n_ions, volume, charge = system.pop()
+        if n_ions and volume:
+            sigma, sigma_interval = fit.conductivity(target, n_ions=n_ions, volume_A3=volume, charge=charge)
+            output.update(
+                sigma_at_T_mS_cm=sigma, sigma_interval_mS_cm=list(sigma_interval), n_ions=n_ions, volume_A3=volume
+            )
+    return output
+
+
+@calcfunction
+def fit_arrhenius(parameters: Dict | None = None, **diffusion: Dict) -> Dict:
+    """Arrhenius fit of the ``diffusion`` outputs of :func:`compute_diffusion` at several temperatures.
+
+    :param parameters: optional, see ``ARRHENIUS_PARAMETERS`` (extrapolation temperature in K, confidence).
+    :returns: Dict with Ea_eV ± Ea_err_eV, D0_cm2_s, D_at_T_cm2_s with interval, sigma_at_T_mS_cm with
+        interval (mS/cm) when the cell is known; or exit code 300/330/340.
+    """
+    if len(diffusion) < 2:
+        return exit_code(
+            'ERROR_MISSING_INPUT', f'an Arrhenius fit needs 2 or more diffusion results, got {len(diffusion)}.'
+        )
+    results = [diffusion[label].get_dict() for label in sorted(diffusion)]
+    try:
+        output = arrhenius_results(results, parameters.get_dict() if parameters is not None else None)
+    except MissingTemperatureError as exception:
+        return exit_code('ERROR_MISSING_INPUT', str(exception))
+    except AnalysisError as exception:
+        return exit_code('ERROR_ANALYSIS_FAILED', str(exception))
+    except ValueError as exception:
+        return exit_code('ERROR_INVALID_PARAMETERS', str(exception))
+    return Dict(json_safe(output))
