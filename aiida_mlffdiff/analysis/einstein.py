@@ -18,6 +18,8 @@ MIN_WINDOW_POINTS = 5
 DEFAULT_MAX_FRACTION = 0.5
 #: The automatic window starts where the local log–log slope of the MSD reaches this value for good.
 DEFAULT_MIN_LOGLOG_SLOPE = 0.9
+#: ... and stays in the diffusive band for at least this factor in time.
+DEFAULT_SETTLE_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -124,20 +126,25 @@ def auto_fit_window(
     *,
     max_fraction: float = DEFAULT_MAX_FRACTION,
     min_loglog_slope: float = DEFAULT_MIN_LOGLOG_SLOPE,
+    settle_factor: float = DEFAULT_SETTLE_FACTOR,
 ) -> tuple[tuple[float, float], bool]:
     """Choose the Einstein fit window (ps) on an MSD curve.
 
     The window ends at ``max_fraction`` of the longest lag, so that every point averages over many time
-    origins. It starts at the earliest lag from which the local log–log slope of the MSD stays at or
-    above ``min_loglog_slope`` up to the end: that skips the ballistic (slope 2) and caged (slope < 1)
-    regimes. If the curve never becomes diffusive the window is the second half of the usable range and
-    the returned flag is ``False``; callers must report it.
+    origins. It starts at the earliest lag ``t`` from which the local log–log slope of the MSD stays in
+    the diffusive band ``[min_loglog_slope, 2 - min_loglog_slope]`` up to ``settle_factor · t``: that skips
+    the ballistic (slope 2) and caged (slope < 1) regimes, including the quick pass through slope 1 on
+    the way from one to the other. Only the early lags, where the MSD is precise, decide; the noisy long
+    lags cannot push the start late. If the curve never settles, the window is the second half of the
+    usable range and the returned flag is ``False``; callers must report it.
 
     :return: ``((start_ps, end_ps), diffusive)``
     """
     time, msd = check_msd(time_ps, msd_A2)
     if not 0 < max_fraction <= 1:
         raise AnalysisError(f'max_fraction must be in (0, 1], got {max_fraction}.')
+    if not 0 < min_loglog_slope < 1 or settle_factor <= 1:
+        raise AnalysisError('min_loglog_slope must be in (0, 1) and settle_factor above 1.')
     end_index = int(np.searchsorted(time, max_fraction * time[-1], side='right')) - 1
     if end_index + 1 < 2 * MIN_WINDOW_POINTS:
         raise AnalysisError(
@@ -145,10 +152,19 @@ def auto_fit_window(
             f'{int(np.ceil(2 * MIN_WINDOW_POINTS / max_fraction))}: use a longer trajectory or a shorter '
             'frame interval.'
         )
-    settled = local_loglog_slope(time, msd)[: end_index + 1] >= min_loglog_slope  # NaN counts as unsettled
-    unsettled = np.flatnonzero(~settled)
-    start_index = int(unsettled[-1]) + 1 if unsettled.size else 1
-    diffusive = end_index - start_index + 1 >= MIN_WINDOW_POINTS
+    slopes = local_loglog_slope(time, msd)
+    defined = np.flatnonzero(np.isfinite(slopes))
+    if defined.size:  # the factor-of-2 neighbourhood leaves the data near the end: carry the last value on
+        slopes[defined[-1] + 1 :] = slopes[defined[-1]]
+    tolerance = 1.0 - min_loglog_slope
+    in_band = np.abs(slopes - 1.0) <= tolerance  # NaN (t = 0) is out of band
+    start_index = None
+    for index in np.flatnonzero(in_band[: end_index + 1]):
+        horizon = min(int(np.searchsorted(time, settle_factor * time[index], side='right')), end_index + 1)
+        if in_band[index:horizon].all():
+            start_index = int(index)
+            break
+    diffusive = start_index is not None and end_index - start_index + 1 >= MIN_WINDOW_POINTS
     if not diffusive:
         start_index = end_index // 2
     return (float(time[start_index]), float(time[end_index])), bool(diffusive)

@@ -59,6 +59,9 @@ def gls_line_fit(
     lags = np.rint(time_ps / frame_ps).astype(int)
     if time_ps[0] != 0 or np.any(np.abs(lags * frame_ps - time_ps) > 1e-6 * frame_ps):
         raise AnalysisError('the GLS estimator needs MSD lags on a uniform grid starting at 0 ps.')
+    indices = indices[lags[indices] > 0]  # the MSD at lag 0 is exactly 0: no information, zero variance
+    if indices.size < 2:
+        raise AnalysisError('the GLS fit needs at least 2 MSD points at lags above 0 ps in the fit window.')
     if indices.size > MAX_GLS_POINTS:
         indices = indices[np.unique(np.linspace(0, indices.size - 1, MAX_GLS_POINTS).round().astype(int))]
     kernel = random_walk_covariance(lags[indices], n_frames=time_ps.size)

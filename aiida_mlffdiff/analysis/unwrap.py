@@ -76,6 +76,14 @@ def remove_framework_drift(positions, framework_mask, masses=None) -> np.ndarray
         raise AnalysisError(f'framework_mask must have shape ({array.shape[1]},), got {mask.shape}.')
     if not mask.any():
         raise AnalysisError('framework_mask selects no atom: there is no framework to correct the drift against.')
-    weights = np.ones(mask.sum()) if masses is None else as_finite_array(masses, 'masses', ndim=1)[mask]
+    if masses is None:
+        weights = np.ones(mask.sum())
+    else:
+        masses = as_finite_array(masses, 'masses', ndim=1)
+        if masses.shape != mask.shape:
+            raise AnalysisError(f'masses must have shape {mask.shape}, got {masses.shape}.')
+        weights = masses[mask]
+        if np.any(weights < 0) or weights.sum() <= 0:
+            raise AnalysisError('framework masses must be non-negative with a positive sum.')
     centre = np.einsum('fai,a->fi', array[:, mask], weights) / weights.sum()
     return array - (centre - centre[0])[:, None, :]

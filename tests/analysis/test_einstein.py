@@ -93,11 +93,6 @@ def test_auto_window_for_a_straight_line_starts_early():
     assert end <= 0.5 * time[-1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='auto_fit_window: with max_fraction > 1/sqrt(2) the last lags have a NaN local slope (counted as '
-    'unsettled), so even a perfect straight line is reported as not diffusive',
-)
 def test_auto_window_straight_line_with_max_fraction_one():
     time = np.arange(200) * 0.1
     (start, end), diffusive = auto_fit_window(time, 6 * 0.3 * time, max_fraction=1.0)

@@ -62,7 +62,9 @@ def test_tracer_msd_is_mean_over_atoms_and_translation_invariant():
     positions = random_walk(6, 120, 4)
     per_atom = np.array([tracer_msd(positions[:, [i]]) for i in range(4)])
     np.testing.assert_allclose(tracer_msd(positions), per_atom.mean(axis=0), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(tracer_msd(positions + [7.0, -3.0, 100.0]), tracer_msd(positions), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(
+        tracer_msd(positions + np.array([7.0, -3.0, 100.0])), tracer_msd(positions), rtol=1e-9, atol=1e-10
+    )
 
 
 def test_tracer_msd_of_a_straight_line():

@@ -1,0 +1,140 @@
+"""``aiida-mlffdiff analyze``: trajectory files → TrajectoryData → MsdData → D ± error, all as AiiDA nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from aiida.cmdline.utils import decorators, echo
+from aiida.orm import Dict
+
+from ..analysis import AnalysisError
+from ..analysis.ensemble import ESTIMATORS
+from ..data.trajectories import FORMATS, read_trajectory, trajectory_node
+from ..functions.diffusion import compute_diffusion, diffusion_results
+from ..functions.msd import compute_msd_data, msd_from_trajectories
+from . import cmd_root
+from .utils import echo_json, format_value
+
+
+def analyze_files(
+    paths: Sequence[str | Path],
+    fmt: str,
+    *,
+    species: str,
+    frame_interval_fs: float,
+    mode: str = 'replicas',
+    temperature_K: float | None = None,  # noqa: N803
+    window: tuple[float, float] | None = None,
+    estimator: str = 'auto',
+    lammps_types: list[str] | None = None,
+) -> dict:
+    """Import trajectory files as nodes and run ``msd_from_trajectories`` and ``compute_diffusion``.
+
+    Everything is checked on unstored data first, so bad input raises ``ValueError`` (``AnalysisError``)
+    and stores nothing.
+
+    :return: the diffusion result with the pks of the nodes created.
+    """
+    parts = [read_trajectory(path, fmt, lammps_types) for path in paths]
+    msd_parameters = {'species': species, 'frame_interval_fs': frame_interval_fs, 'mode': mode}
+    if temperature_K is not None:
+        msd_parameters['temperature_K'] = temperature_K
+    diffusion_parameters = {'estimator': estimator}
+    if window is not None:
+        diffusion_parameters.update(fit_start_ps=window[0], fit_end_ps=window[1])
+    diffusion_results([compute_msd_data(parts, msd_parameters)], diffusion_parameters)  # dry run: validate all
+
+    trajectories = {
+        f'part_{i:03d}': trajectory_node(part, path, fmt).store()
+        for i, (part, path) in enumerate(zip(parts, paths, strict=True))
+    }
+    msd, msd_call = msd_from_trajectories.run_get_node(parameters=Dict(msd_parameters), **trajectories)
+    if not msd_call.is_finished_ok:
+        raise AnalysisError(
+            f'msd_from_trajectories<{msd_call.pk}> failed [{msd_call.exit_status}]: {msd_call.exit_message}'
+        )
+    outputs, call = compute_diffusion.run_get_node(parameters=Dict(diffusion_parameters), msd=msd)
+    if not call.is_finished_ok:
+        raise AnalysisError(f'compute_diffusion<{call.pk}> failed [{call.exit_status}]: {call.exit_message}')
+    result = outputs['diffusion'].get_dict()
+    result.update(
+        pk=outputs['diffusion'].pk,
+        pooled_msd_pk=outputs['pooled_msd'].pk,
+        msd_pk=msd.pk,
+        trajectory_pks=[node.pk for node in trajectories.values()],
+        calculation_pks=[msd_call.pk, call.pk],
+    )
+    return result
+
+
+@cmd_root.command('analyze')
+@click.argument('files', nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    '-f', '--format', 'fmt', type=click.Choice(sorted(FORMATS)), required=True, help='Trajectory file format.'
+)
+@click.option('-s', '--species', default='Li', show_default=True, help='Mobile species.')
+@click.option('--frame-interval-fs', type=float, required=True, help='Time between stored frames (fs).')
+@click.option('--fit-start-ps', type=float, help='Start of the Einstein fit window (ps); automatic if omitted.')
+@click.option('--fit-end-ps', type=float, help='End of the Einstein fit window (ps); automatic if omitted.')
+@click.option(
+    '--consecutive/--replicas',
+    default=False,
+    help='Files are parts of one continued run (e.g. VASP restarts), or independent replicas [default].',
+)
+@click.option('-T', '--temperature', type=float, help='Temperature of the run (K), for σ and Arrhenius fits.')
+@click.option('--estimator', type=click.Choice(ESTIMATORS), default='auto', show_default=True, help='Estimator of D.')
+@click.option('--lammps-types', help='Comma-separated symbols of LAMMPS atom types 1, 2, ... (dumps without elements).')
+@click.option('--json', 'as_json', is_flag=True, help='Print one JSON object instead of text.')
+@decorators.with_dbenv()
+def analyze(
+    files,
+    fmt,
+    species,
+    frame_interval_fs,
+    fit_start_ps,
+    fit_end_ps,
+    consecutive,
+    temperature,
+    estimator,
+    lammps_types,
+    as_json,
+):
+    """Compute D (cm²/s) ± error of the mobile species from trajectory FILES (gzip/bz2/xz read directly)."""
+    if (fit_start_ps is None) != (fit_end_ps is None):
+        echo.echo_critical('give both --fit-start-ps and --fit-end-ps, or neither (automatic window).')
+    window = None if fit_start_ps is None else (fit_start_ps, fit_end_ps)
+    try:
+        result = analyze_files(
+            files,
+            fmt,
+            species=species,
+            frame_interval_fs=frame_interval_fs,
+            mode='consecutive' if consecutive else 'replicas',
+            temperature_K=temperature,
+            window=window,
+            estimator=estimator,
+            lammps_types=lammps_types.split(',') if lammps_types else None,
+        )
+    except ValueError as exception:
+        echo.echo_critical(str(exception))
+    if as_json:
+        echo_json(result)
+        return
+    echo.echo_success(
+        f'D({species}) = {format_value(result["D_cm2_s"], result["D_err_cm2_s"])} cm²/s '
+        f'({100 * result["relative_error"]:.1f} %, estimator {result["estimator"]})'
+    )
+    echo.echo(
+        f'fit window {result["fit_start_ps"]:.4g}–{result["fit_end_ps"]:.4g} ps, '
+        f'log-log slope {format_value(result["loglog_slope"])}, '
+        f'{result["n_replicas"]} replica(s) × {result["n_frames"]} frames, {result["n_ions"]} ions'
+    )
+    if result.get('sigma_mS_cm') is not None:
+        echo.echo(f'Nernst–Einstein σ({temperature:g} K) = {format_value(result["sigma_mS_cm"])} mS/cm')
+    for warning in result['warnings']:
+        echo.echo_warning(warning)
+    echo.echo(
+        f'diffusion result: Dict<{result["pk"]}>  (verdi node show {result["pk"]}; aiida-mlffdiff plot {result["pk"]})'
+    )

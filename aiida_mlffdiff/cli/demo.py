@@ -1,0 +1,107 @@
+"""``aiida-mlffdiff demo``: import a trajectory set, compute D(T), fit Arrhenius, print the table, write plots."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+from aiida.cmdline.utils import decorators, echo
+from aiida.orm import Dict, load_node
+
+from . import cmd_root
+from .utils import format_value
+
+
+@cmd_root.command('demo')
+@click.option(
+    '-o',
+    '--output-dir',
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path('demo_output'),
+    show_default=True,
+    help='Where the trajectories and plots go.',
+)
+@decorators.with_dbenv()
+def demo(output_dir: Path):
+    """Analyse a synthetic Li6PS5Cl-sized trajectory set with known D(T) through AiiDA, end to end."""
+    from ..demo import DemoSettings, write_demo_trajectories
+    from ..functions.arrhenius import fit_arrhenius
+    from ..plotting import plot_arrhenius
+    from .analyze import analyze_files
+    from .plot import plot_node
+
+    settings = DemoSettings()
+    started = time.perf_counter()
+    echo.echo_report(
+        f'writing {settings.n_replicas} synthetic XDATCAR.gz replicas at each of {settings.temperatures_K} K '
+        f'({settings.n_frames} frames every {settings.frame_interval_fs:g} fs) into {output_dir}/'
+    )
+    files = write_demo_trajectories(output_dir / 'trajectories', settings)
+    results = {}
+    for temperature, paths in files.items():
+        results[temperature] = analyze_files(
+            paths, 'vasp-xdatcar', species='Li', frame_interval_fs=settings.frame_interval_fs, temperature_K=temperature
+        )
+        result = results[temperature]
+        echo.echo_report(
+            f'{temperature:g} K: D = {format_value(result["D_cm2_s"], result["D_err_cm2_s"])} cm²/s '
+            f'(compute_diffusion<{result["calculation_pks"][1]}>)'
+        )
+    diffusion_nodes = {f'T_{t:.0f}K': load_node(r['pk']) for t, r in results.items()}
+    arrhenius, call = fit_arrhenius.run_get_node(
+        parameters=Dict({'temperature_K': settings.extrapolate_to_K}), **diffusion_nodes
+    )
+    if not call.is_finished_ok:
+        echo.echo_critical(f'fit_arrhenius<{call.pk}> failed: {call.exit_message}')
+    fit = arrhenius.get_dict()
+
+    echo.echo('')
+    columns = ('T (K)', 'D (cm²/s)', 'true D', 'dev/SE', 'window (ps)', 'σ (mS/cm)', 'MSD pk', 'D pk')
+    widths = (6, 22, 9, 7, 12, 10, 7, 6)
+    header = ' '.join(f'{name:>{width}}' for name, width in zip(columns, widths, strict=True))
+    echo.echo(header)
+    echo.echo('-' * len(header))
+    for temperature, result in results.items():
+        truth = settings.true_d(temperature)
+        cells = (
+            f'{temperature:.0f}',
+            format_value(result['D_cm2_s'], result['D_err_cm2_s']),
+            f'{truth:.3g}',
+            f'{(result["D_cm2_s"] - truth) / result["D_err_cm2_s"]:+.2f}',
+            f'{result["fit_start_ps"]:.1f}–{result["fit_end_ps"]:.1f}',
+            f'{result["sigma_mS_cm"]:.3g}',
+            str(result['msd_pk']),
+            str(result['pk']),
+        )
+        echo.echo(' '.join(f'{cell:>{width}}' for cell, width in zip(cells, widths, strict=True)))
+        for warning in result['warnings']:
+            echo.echo_warning(f'{temperature:g} K: {warning}')
+    low, high = fit['sigma_interval_mS_cm']
+    echo.echo('')
+    echo.echo(
+        f'Arrhenius (Dict<{arrhenius.pk}>): Ea = {format_value(fit["Ea_eV"], fit["Ea_err_eV"])} eV '
+        f'(true {settings.activation_energy_eV} eV), D0 = {fit["D0_cm2_s"]:.3g} cm²/s'
+    )
+    echo.echo(
+        f'extrapolated to {settings.extrapolate_to_K:g} K: D = {fit["D_at_T_cm2_s"]:.3g} cm²/s '
+        f'(true {settings.true_d(settings.extrapolate_to_K):.3g}), σ = {fit["sigma_at_T_mS_cm"]:.3g} mS/cm, '
+        f'95 % interval [{low:.3g}, {high:.3g}] mS/cm'
+    )
+
+    plots = [plot_arrhenius({'synthetic Li': fit}, output_dir / 'arrhenius.png')]
+    plots += [plot_node(load_node(r['pk']), output_dir / f'msd_{t:.0f}K.png') for t, r in results.items()]
+    echo.echo('')
+    echo.echo('plots: ' + ', '.join(str(p) for p in plots))
+    echo.echo(f'wall time {time.perf_counter() - started:.1f} s')
+    prefix = f'AIIDA_PATH={os.environ["AIIDA_PATH"]} ' if 'AIIDA_PATH' in os.environ else ''
+    echo.echo('\ninspect the provenance:')
+    for command in (
+        'verdi process list -a -p 1',
+        f'verdi process show {call.pk}',
+        f'verdi node show {arrhenius.pk}',
+        f'verdi node graph generate --process-in --ancestor-depth 3 {arrhenius.pk}',
+        f'aiida-mlffdiff plot {results[settings.temperatures_K[0]]["pk"]}',
+    ):
+        echo.echo(f'  {prefix}{command}')

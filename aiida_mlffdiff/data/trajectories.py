@@ -1,0 +1,72 @@
+"""Reading trajectory files (VASP XDATCAR, extxyz, LAMMPS dump; gzip/bz2/xz too) into TrajectoryData nodes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from aiida.orm import TrajectoryData
+
+from ..analysis import AnalysisError
+from ..functions.msd import TrajectoryArrays
+
+#: Our format names → ASE's.
+FORMATS = {'vasp-xdatcar': 'vasp-xdatcar', 'extxyz': 'extxyz', 'lammps-dump': 'lammps-dump-text'}
+
+
+def file_sha256(path: Path) -> str:
+    """Checksum of a file as stored on disk (compressed files are hashed compressed)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_trajectory(path: str | Path, fmt: str, lammps_types: list[str] | None = None) -> TrajectoryArrays:
+    """Read all frames of ``path``; positions in Å, cell from the first frame (fixed cells only).
+
+    :param fmt: one of :data:`FORMATS`.
+    :param lammps_types: chemical symbols of LAMMPS atom types 1, 2, ... (dumps without an element column).
+    :raises AnalysisError: unreadable file, no frames, or a changing number of atoms.
+    """
+    from ase.io import read  # ASE's I/O registry is slow to import; only the commands that read files need it
+
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise AnalysisError(f'unknown trajectory format {fmt!r}; choose one of {", ".join(FORMATS)}.')
+    kwargs = {'specorder': lammps_types} if fmt == 'lammps-dump' and lammps_types else {}
+    try:
+        frames = read(path, index=':', format=FORMATS[fmt], **kwargs)
+    except Exception as exception:  # ASE raises many types for malformed files
+        raise AnalysisError(f'cannot read {path.name} as {fmt}: {exception}') from exception
+    if not frames:
+        raise AnalysisError(f'{path.name} holds no frame.')
+    sizes = {len(atoms) for atoms in frames}
+    if len(sizes) != 1:
+        raise AnalysisError(f'{path.name}: the number of atoms changes between frames ({sorted(sizes)}).')
+    cells = np.array([atoms.cell.array for atoms in frames])
+    if not np.allclose(cells, cells[0], rtol=0, atol=1e-6):
+        raise AnalysisError(f'{path.name}: the cell changes between frames; only fixed-cell runs are supported.')
+    positions = np.array([atoms.positions for atoms in frames])
+    return TrajectoryArrays(frames[0].get_chemical_symbols(), positions, cells[0], path.name)
+
+
+def trajectory_node(arrays: TrajectoryArrays, path: str | Path | None = None, fmt: str = '') -> TrajectoryData:
+    """An unstored TrajectoryData holding ``arrays``, with the source file's name, format and sha256."""
+    n_frames = arrays.positions.shape[0]
+    node = TrajectoryData()
+    node.set_trajectory(
+        arrays.symbols,
+        arrays.positions,
+        cells=np.repeat(arrays.cell[None], n_frames, axis=0),
+        pbc=(True, True, True),
+    )
+    if path is not None:
+        path = Path(path)
+        node.base.attributes.set('source_file', path.name)
+        node.base.attributes.set('source_sha256', file_sha256(path))
+        node.base.attributes.set('source_format', fmt)
+        node.label = path.name
+    return node

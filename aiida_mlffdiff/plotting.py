@@ -1,0 +1,96 @@
+"""PNG plots: MSD (log–log, with the fit window and the Einstein line) and Arrhenius (D(T) with the fit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .analysis.units import A2_PER_PS_TO_CM2_PER_S, KB_EV_PER_K
+
+
+def plot_msd(time_ps, msd_A2, diffusion: dict | None, path: str | Path, msd_sem_A2=None, replicas_A2=None) -> Path:  # noqa: N803
+    """Log–log MSD (Å²) against lag (ps) with the fit window shaded and the fitted Einstein line."""
+    time, msd = np.asarray(time_ps), np.asarray(msd_A2)
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    positive = time > 0
+    if replicas_A2 is not None:
+        for curve in np.asarray(replicas_A2)[:50]:
+            axis.loglog(time[positive], curve[positive], color='0.8', lw=0.6)
+    axis.loglog(time[positive], msd[positive], color='C0', label='pooled MSD')
+    if msd_sem_A2 is not None:
+        sem = np.asarray(msd_sem_A2)[positive]
+        axis.fill_between(time[positive], msd[positive] - 2 * sem, msd[positive] + 2 * sem, color='C0', alpha=0.25)
+    diffusion = diffusion or {}
+    if 'D_cm2_s' in diffusion:
+        _einstein_overlay(axis, time[positive], diffusion)
+    title = f'{diffusion.get("species", "")} MSD'
+    if diffusion.get('temperature_K'):
+        title += f' at {diffusion["temperature_K"]:g} K'
+    axis.set(xlabel='lag time (ps)', ylabel='MSD (Å²)', title=title)
+    axis.legend(frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def _einstein_overlay(axis, time_ps, diffusion: dict) -> None:
+    """Shade the fit window and draw MSD = 6 D t + c."""
+    start, end = diffusion['fit_start_ps'], diffusion['fit_end_ps']
+    axis.axvspan(start, end, color='C2', alpha=0.12, label=f'fit window {start:.3g}–{end:.3g} ps')
+    slope = 6 * diffusion['D_cm2_s'] / A2_PER_PS_TO_CM2_PER_S
+    line_t = np.geomspace(max(start / 3, time_ps[0]), time_ps[-1], 100)
+    line = slope * line_t + (diffusion.get('intercept_A2') or 0.0)
+    axis.loglog(line_t, line, 'C3--', label=f'D = {diffusion["D_cm2_s"]:.3g} cm²/s')
+
+
+def plot_arrhenius(series: dict[str, dict], path: str | Path) -> Path:
+    """D (cm²/s, log) against 1000/T (1/K) with error bars and fitted lines, one series per label.
+
+    :param series: label → an Arrhenius result (``temperatures_K``, ``D_cm2_s``, optional ``D_err_cm2_s``,
+        ``Ea_eV``, ``Ea_err_eV``, ``D0_cm2_s``, extrapolation ``temperature_K`` and ``D_interval_cm2_s``).
+    """
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for index, (label, fit) in enumerate(series.items()):
+        color = f'C{index}'
+        temperatures = np.asarray(fit['temperatures_K'], dtype=float)
+        d_values = np.asarray(fit['D_cm2_s'], dtype=float)
+        errors = fit.get('D_err_cm2_s')
+        axis.errorbar(
+            1000 / temperatures,
+            d_values,
+            yerr=None if errors is None else 2 * np.asarray(errors),
+            fmt='o',
+            color=color,
+            capsize=3,
+        )
+        target = fit.get('temperature_K', 300.0)
+        inverse = np.linspace(1000 / temperatures.max(), 1000 / min(target, temperatures.min()), 100)
+        line = fit['D0_cm2_s'] * np.exp(-fit['Ea_eV'] / (KB_EV_PER_K * 1000 / inverse))
+        axis.semilogy(
+            inverse, line, '-', color=color, label=f'{label}: Ea = {fit["Ea_eV"]:.3f} ± {fit["Ea_err_eV"] or 0:.3f} eV'
+        )
+        if fit.get('D_interval_cm2_s'):
+            low, high = fit['D_interval_cm2_s']
+            axis.errorbar(
+                [1000 / target],
+                [fit['D_at_T_cm2_s']],
+                yerr=[[fit['D_at_T_cm2_s'] - low], [high - fit['D_at_T_cm2_s']]],
+                fmt='s',
+                mfc='none',
+                color=color,
+                capsize=3,
+            )
+    axis.set(
+        xlabel='1000 / T (1/K)', ylabel='D (cm²/s)', title='Arrhenius plot (error bars: 2 SE; square: extrapolation)'
+    )
+    axis.legend(frameon=False, fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
