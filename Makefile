@@ -1,0 +1,45 @@
+# aiida-mlffdiff: every install step lives here, so that a fresh clone needs nothing by hand.
+#   make demo   set everything up, then run the main job on the embedded AiiDA profile
+#   make test   set everything up, then lint and run the whole test suite
+#   make bench  the analysis benchmark (prints ratios against pymatgen and kinisi)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The embedded profile lives inside the checkout (SQLite + the ZeroMQ broker, made by `verdi presto`),
+# so a user's own ~/.aiida is never touched. To use your own configuration: make demo AIIDA_PATH=$$HOME
+AIIDA_PATH ?= $(CURDIR)/.aiida
+export AIIDA_PATH
+PROFILE ?= mlffdiff
+
+.PHONY: setup profile demo test lint bench clean
+
+setup: $(VENV)/.installed profile
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[tests,dev]'
+	touch $@
+
+profile: $(VENV)/.installed
+	@mkdir -p $(AIIDA_PATH)
+	@$(BIN)/verdi profile show $(PROFILE) >/dev/null 2>&1 \
+		|| $(BIN)/verdi presto --profile-name $(PROFILE) --use-zeromq
+	@echo "AiiDA profile '$(PROFILE)' in $(AIIDA_PATH)"
+
+demo: setup
+	$(BIN)/aiida-mlffdiff --profile $(PROFILE) demo --output-dir demo_output
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/analysis.py
+
+clean:
+	rm -rf $(VENV) .aiida demo_output .pytest_cache .ruff_cache
