@@ -12,7 +12,7 @@ from .ensemble import DiffusionEstimate, estimate_diffusion
 from .errors import AnalysisError
 from .msd import collective_msd, tracer_msd
 from .trajectory import MsdResult, msd_from_positions
-from .unwrap import remove_framework_drift, unwrap_positions
+from .unwrap import framework_drift, remove_framework_drift, unwrap_positions
 
 __all__ = (
     'AnalysisError',
@@ -25,6 +25,7 @@ __all__ = (
     'estimate_diffusion',
     'fit_arrhenius',
     'fit_einstein',
+    'framework_drift',
     'haven_ratio',
     'loglog_slope',
     'msd_from_positions',

@@ -8,6 +8,8 @@ nMoldyn, J. Chem. Phys. 2011; the usual algorithm of e.g. tidynamics).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from scipy import fft
 
@@ -15,50 +17,120 @@ from .errors import AnalysisError
 from .unwrap import check_positions
 
 
-def _mean_msd_fft(x: np.ndarray) -> np.ndarray:
-    """MSD for every lag ``0 .. T-1``, averaged over the columns of ``x`` (shape ``(T, n, 3)``), in x² units.
+def _selector(atoms, n_atoms: int) -> slice | np.ndarray:
+    """A slice when the selected atoms are contiguous (a view, no copy), else an index array."""
+    if atoms is None:
+        return slice(None)
+    atoms = np.asarray(atoms)
+    indices = np.flatnonzero(atoms) if atoms.dtype == bool else atoms.astype(int)
+    if atoms.dtype == bool and atoms.shape != (n_atoms,):
+        raise AnalysisError(f'the atom mask must have shape ({n_atoms},), got {atoms.shape}.')
+    if indices.size == 0:
+        raise AnalysisError('no atom selected for the MSD.')
+    if indices.min() < 0 or indices.max() >= n_atoms:
+        raise AnalysisError(f'atom indices must lie in [0, {n_atoms}).')
+    if np.all(np.diff(indices) == 1):
+        return slice(int(indices[0]), int(indices[-1]) + 1)
+    return indices
+
+
+_workspaces = threading.local()
+#: Buffer shapes kept per thread (the big per-replica one and the small drift-correction ones).
+_MAX_WORKSPACES = 4
+
+
+def _workspace(rows: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded FFT input ``(rows, size)`` and its complex output, reused between calls of one thread.
+
+    Fresh multi-megabyte arrays for every replica cost more in page faults than the FFT itself; the
+    padding columns are never written, so they stay zero.
+    """
+    cache = _workspaces.__dict__.setdefault('buffers', {})
+    if (rows, size) not in cache:
+        if len(cache) >= _MAX_WORKSPACES:
+            cache.pop(next(iter(cache)))
+        cache[rows, size] = (np.zeros((rows, size)), np.empty((rows, size // 2 + 1), dtype=complex))
+    return cache[rows, size]
+
+
+def _mean_msd_fft(x: np.ndarray, select: slice | np.ndarray = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """MSD for every lag ``0 .. T-1`` averaged over the atoms ``select`` of ``x`` (``(T, n, 3)``), in x² units.
 
     The autocorrelation is linear in the power spectrum, so the power spectra of all columns are summed
     before a single inverse FFT: the cost is one forward real FFT per column.
+
+    :return: ``(msd, mean_displacement)``, the latter ``(T, 3)``: the mean displacement of the atoms.
     """
-    n_frames, n_columns = x.shape[:2]
-    # Translation invariance: start every column at 0 (smaller numbers, less cancellation), then lay the
-    # time axis out contiguously, which makes the FFT about twice as fast.
+    n_frames = x.shape[0]
+    chosen = x[:, select]
+    n_atoms = chosen.shape[1]
     size = fft.next_fast_len(2 * n_frames, real=True)
-    padded = np.zeros((x.shape[1] * x.shape[2], size))
+    padded, spectrum = _workspace(n_atoms * 3, size)
+    # Translation invariance: start every column at 0 (smaller numbers, less cancellation), written
+    # straight into the zero-padded buffer with the time axis contiguous (about twice as fast an FFT).
     columns = padded[:, :n_frames]
-    np.subtract(x, x[0], out=columns.T.reshape(n_frames, x.shape[1], x.shape[2]))
+    np.subtract(chosen, chosen[0], out=columns.T.reshape(chosen.shape))
     squares = np.einsum('ct,ct->t', columns, columns)
-    spectrum = fft.rfft(padded, axis=-1)
+    mean_displacement = columns.reshape(n_atoms, 3, n_frames).mean(axis=0).T
+    np.fft.rfft(padded, axis=-1, out=spectrum)
     interleaved = spectrum.view(np.float64).reshape(padded.shape[0], -1)  # re, im, re, im, ...
     summed = np.einsum('cj,cj->j', interleaved, interleaved)
     power = summed[0::2] + summed[1::2]
     counts = n_frames - np.arange(n_frames)
-    s2 = fft.irfft(power, n=size)[:n_frames] / counts
+    s2 = np.fft.irfft(power, n=size)[:n_frames] / counts
     prefix = np.concatenate([[0.0], np.cumsum(squares)])
     lags = np.arange(n_frames)
     s1 = (prefix[n_frames - lags] + prefix[n_frames] - prefix[lags]) / counts
-    return (s1 - 2.0 * s2) / n_columns
+    return (s1 - 2.0 * s2) / n_atoms, mean_displacement
 
 
-def tracer_msd(positions) -> np.ndarray:
-    """Tracer MSD (Å²) averaged over the given atoms and all time origins, for lags ``0 .. T-1`` frames.
+def _single_msd(trajectory: np.ndarray) -> np.ndarray:
+    """MSD of one ``(T, 3)`` trajectory, all time origins."""
+    return _mean_msd_fft(trajectory[:, None, :])[0]
 
-    :param positions: unwrapped Cartesian positions ``(n_frames, n_atoms, 3)`` in Å of the atoms to average.
+
+def _check_drift(drift, n_frames: int) -> np.ndarray | None:
+    if drift is None:
+        return None
+    drift = np.asarray(drift, dtype=float)
+    if drift.shape != (n_frames, 3):
+        raise AnalysisError(f'drift must have shape ({n_frames}, 3), got {drift.shape}.')
+    return drift
+
+
+def tracer_msd(positions, atoms=None, *, drift=None) -> np.ndarray:
+    """Tracer MSD (Å²) averaged over ``atoms`` and all time origins, for lags ``0 .. T-1`` frames.
+
+    :param positions: unwrapped Cartesian positions ``(n_frames, n_atoms, 3)`` in Å.
+    :param atoms: boolean mask or indices of the atoms to average (all if omitted).
+    :param drift: optional ``(n_frames, 3)`` displacement (Å) of the reference frame, e.g. the framework's
+        centre of mass from :func:`~.unwrap.framework_drift`, subtracted from every atom. Done without
+        copying the positions: ``<|Δ(r_i − R)|²> = <|Δr_i|²> + |Δ(r̄ − R)|² − |Δr̄|²`` with r̄ the mean of
+        the atoms, exactly, for every time origin.
     """
     array = check_positions(positions)
-    return np.clip(_mean_msd_fft(array), 0.0, None)
+    select = _selector(atoms, array.shape[1])
+    drift = _check_drift(drift, array.shape[0])
+    msd, mean = _mean_msd_fft(array, select)
+    if drift is not None:
+        msd += _single_msd(mean - drift) - _single_msd(mean)
+    return np.clip(msd, 0.0, None)
 
 
-def collective_msd(positions, charges=None) -> np.ndarray:
-    """Collective (charge) MSD per ion, Å²: ``<|Σ_i q_i Δr_i(t)|²> / Σ_i q_i²`` over all time origins.
+def collective_msd(positions, atoms=None, *, drift=None, charges=None) -> np.ndarray:
+    """Collective (charge) MSD per ion, Å²: ``<|Σ_i q_i Δ(r_i − R)(t)|²> / Σ_i q_i²`` over all time origins.
 
     Normalised so that for uncorrelated ions it equals the tracer MSD; the ratio of the tracer and the
-    collective diffusion coefficients is then the Haven ratio. ``charges`` default to 1 for every ion.
+    collective diffusion coefficients is then the Haven ratio. ``atoms`` and ``drift`` as in
+    :func:`tracer_msd`; ``charges`` (one per selected atom) default to 1.
     """
     array = check_positions(positions)
-    weights = np.ones(array.shape[1]) if charges is None else np.asarray(charges, dtype=float)
-    if weights.shape != (array.shape[1],):
-        raise AnalysisError(f'charges must have shape ({array.shape[1]},), got {weights.shape}.')
-    total = np.einsum('tni,n->ti', array, weights)[:, None, :]
-    return np.clip(_mean_msd_fft(total) / np.sum(weights**2), 0.0, None)
+    chosen = array[:, _selector(atoms, array.shape[1])]
+    drift = _check_drift(drift, array.shape[0])
+    weights = np.ones(chosen.shape[1]) if charges is None else np.asarray(charges, dtype=float)
+    if weights.shape != (chosen.shape[1],):
+        raise AnalysisError(f'charges must have shape ({chosen.shape[1]},), got {weights.shape}.')
+    total = np.einsum('tni,n->ti', chosen, weights)
+    if drift is not None:
+        total -= weights.sum() * drift
+    return np.clip(_single_msd(total) / np.sum(weights**2), 0.0, None)

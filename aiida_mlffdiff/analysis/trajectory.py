@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import AnalysisError
 from .msd import collective_msd, tracer_msd
-from .unwrap import DEFAULT_MAX_FRACTIONAL_STEP, check_positions, remove_framework_drift, unwrap_positions
+from .unwrap import DEFAULT_MAX_FRACTIONAL_STEP, check_positions, framework_drift, unwrap_positions
 from .validation import as_cell, positive
 
 
@@ -63,6 +63,7 @@ def msd_from_positions(
     matrix = as_cell(cell)
     mask = species_mask(symbols, species, array.shape[1])
     unwrapped = unwrap_positions(array, matrix, fractional=fractional, max_fractional_step=max_fractional_step)
+    drift = None
     if drift_correction:
         if mask.all():
             raise AnalysisError(
@@ -71,13 +72,12 @@ def msd_from_positions(
             )
         if masses is not None and np.shape(masses) != (array.shape[1],):
             raise AnalysisError(f'masses must have shape ({array.shape[1]},), got {np.shape(masses)}.')
-        unwrapped = remove_framework_drift(unwrapped, ~mask, masses)
-    mobile = unwrapped[:, mask]
+        drift = framework_drift(unwrapped, ~mask, masses)
     n_frames = array.shape[0]
     return MsdResult(
         time_ps=np.arange(n_frames) * interval,
-        msd_A2=tracer_msd(mobile),
-        collective_msd_A2=collective_msd(mobile),
+        msd_A2=tracer_msd(unwrapped, mask, drift=drift),
+        collective_msd_A2=collective_msd(unwrapped, mask, drift=drift),
         n_ions=int(mask.sum()),
         volume_A3=float(abs(np.linalg.det(matrix))),
         n_frames=n_frames,

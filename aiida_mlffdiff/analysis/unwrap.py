@@ -62,13 +62,12 @@ def unwrap_positions(
     return unwrapped @ matrix
 
 
-def remove_framework_drift(positions, framework_mask, masses=None) -> np.ndarray:
-    """Subtract the displacement of the framework's centre of mass from every atom.
+def framework_drift(positions, framework_mask, masses=None) -> np.ndarray:
+    """Displacement (Å) of the framework's centre of mass from frame 0, shape ``(n_frames, 3)``.
 
     :param positions: unwrapped Cartesian positions ``(n_frames, n_atoms, 3)`` in Å.
     :param framework_mask: boolean array ``(n_atoms,)``, true for the non-mobile (framework) atoms.
     :param masses: optional atomic masses ``(n_atoms,)`` (any unit); equal masses if omitted.
-    :return: drift-corrected positions (Å), a new array.
     """
     array = check_positions(positions)
     mask = np.asarray(framework_mask, dtype=bool)
@@ -85,5 +84,17 @@ def remove_framework_drift(positions, framework_mask, masses=None) -> np.ndarray
         weights = masses[mask]
         if np.any(weights < 0) or weights.sum() <= 0:
             raise AnalysisError('framework masses must be non-negative with a positive sum.')
-    centre = np.einsum('fai,a->fi', array[:, mask], weights) / weights.sum()
-    return array - (centre - centre[0])[:, None, :]
+    indices = np.flatnonzero(mask)
+    contiguous = np.all(np.diff(indices) == 1)  # a slice is a view: no copy of the framework positions
+    framework = array[:, indices[0] : indices[-1] + 1] if contiguous else array[:, mask]
+    centre = np.tensordot(framework, weights / weights.sum(), axes=([1], [0]))
+    return centre - centre[0]
+
+
+def remove_framework_drift(positions, framework_mask, masses=None) -> np.ndarray:
+    """Subtract the displacement of the framework's centre of mass from every atom (a new array, Å).
+
+    Arguments as in :func:`framework_drift`. The MSD functions accept the drift directly and avoid this
+    copy; this function is for users who want corrected positions.
+    """
+    return check_positions(positions) - framework_drift(positions, framework_mask, masses)[:, None, :]

@@ -5,51 +5,70 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 from aiida.cmdline.params import arguments
 from aiida.cmdline.utils import decorators, echo
-from aiida.orm import ArrayData, Dict
+from aiida.orm import ArrayData, CalcFunctionNode, Dict, Node
 
 from ..data.msd import MsdData
 from . import cmd_root
 
-
-def diffusion_outputs(node) -> tuple[Dict, ArrayData]:
-    """The ``diffusion`` Dict and ``pooled_msd`` of the compute_diffusion call that made ``node``."""
-    creator = node.creator
-    if creator is None or creator.process_label != 'compute_diffusion':
-        raise ValueError(f'node {node.pk} is not an output of compute_diffusion.')
-    outputs = creator.outputs
-    return outputs.diffusion, outputs.pooled_msd
+PLOTTABLE = 'a compute_diffusion or fit_arrhenius call, its output Dict, a pooled MSD ArrayData or an MsdData node'
 
 
-def plot_node(node, output: Path) -> Path:
-    """Write the plot that fits ``node``: Arrhenius for an Arrhenius result, MSD for the rest."""
-    from ..plotting import plot_arrhenius, plot_msd  # matplotlib is only needed here
+def _creator_label(node: Node) -> str | None:
+    creator = getattr(node, 'creator', None)
+    return creator.process_label if creator is not None else None
 
-    if isinstance(node, Dict) and 'Ea_eV' in node.get_dict():
-        return plot_arrhenius({f'Dict<{node.pk}>': node.get_dict()}, output)
-    if isinstance(node, MsdData):
-        replicas = node.msd_A2
-        summary = {'species': node.species, 'temperature_K': node.temperature_K}
-        users = [
-            link.node for link in node.base.links.get_outgoing().all() if link.node.process_label == 'compute_diffusion'
-        ]
-        if users:
-            summary = users[-1].outputs.diffusion.get_dict()
-        return plot_msd(node.time_ps, replicas.mean(axis=0), summary, output, replicas_A2=replicas)
-    diffusion, pooled = diffusion_outputs(node)
+
+def _result_of(call: CalcFunctionNode) -> Node:
+    """The result node of a finished compute_diffusion or fit_arrhenius call."""
+    if not call.is_finished_ok:
+        raise ValueError(f'{call.process_label}<{call.pk}> did not finish ok [{call.exit_status}]: nothing to plot.')
+    return call.outputs.diffusion if call.process_label == 'compute_diffusion' else call.outputs.result
+
+
+def _msd_plot_of_diffusion(diffusion: Dict, output: Path) -> Path:
+    from ..plotting import plot_msd
+
+    call = diffusion.creator
+    pooled = call.outputs.pooled_msd
     arrays = {name: pooled.get_array(name) for name in pooled.get_arraynames()}
-    replicas = None
-    msd_inputs = [
-        link.node for link in diffusion.creator.base.links.get_incoming().all() if isinstance(link.node, MsdData)
-    ]
-    if msd_inputs:
-        import numpy as np
-
-        replicas = np.concatenate([m.msd_A2 for m in msd_inputs])
+    inputs = [link.node for link in call.base.links.get_incoming().all() if isinstance(link.node, MsdData)]
+    replicas = np.concatenate([m.msd_A2 for m in inputs]) if inputs else None
     return plot_msd(
         arrays['time_ps'], arrays['msd_A2'], diffusion.get_dict(), output, arrays.get('msd_sem_A2'), replicas
     )
+
+
+def plot_node(node: Node, output: Path) -> Path:
+    """Write the plot that fits ``node`` (see :data:`PLOTTABLE`): Arrhenius for an Arrhenius fit, else MSD.
+
+    :raises ValueError: for any other node, or an output path in a directory that does not exist.
+    """
+    from ..plotting import plot_arrhenius, plot_msd
+
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise ValueError(f'cannot write {output}: the directory {output.parent} does not exist.')
+    if isinstance(node, CalcFunctionNode) and node.process_label in ('compute_diffusion', 'fit_arrhenius'):
+        node = _result_of(node)
+    label = _creator_label(node)
+    if isinstance(node, Dict) and label == 'fit_arrhenius':
+        return plot_arrhenius({f'Dict<{node.pk}>': node.get_dict()}, output)
+    if isinstance(node, Dict | ArrayData) and label == 'compute_diffusion':
+        return _msd_plot_of_diffusion(node.creator.outputs.diffusion, output)
+    if isinstance(node, MsdData):
+        calls = [
+            link.node
+            for link in node.base.links.get_outgoing().all()
+            if link.node.process_label == 'compute_diffusion' and link.node.is_finished_ok
+        ]
+        if calls:
+            return _msd_plot_of_diffusion(calls[-1].outputs.diffusion, output)
+        summary = {'species': node.species, 'temperature_K': node.temperature_K}
+        return plot_msd(node.time_ps, node.msd_A2.mean(axis=0), summary, output, replicas_A2=node.msd_A2)
+    raise ValueError(f'cannot plot {node.__class__.__name__}<{node.pk}>: give {PLOTTABLE}.')
 
 
 @cmd_root.command('plot')
@@ -59,7 +78,7 @@ def plot_node(node, output: Path) -> Path:
 )
 @decorators.with_dbenv()
 def plot(node, output):
-    """Plot NODE: an Arrhenius result (Arrhenius plot), a diffusion result, pooled MSD or MsdData (MSD plot)."""
+    """Plot NODE: an Arrhenius fit (Arrhenius plot), or a diffusion result / MSD node (log-log MSD plot)."""
     output = output or Path(f'plot_{node.pk}.png')
     try:
         path = plot_node(node, output)

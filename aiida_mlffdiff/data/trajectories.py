@@ -24,6 +24,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def lammps_dump_columns(path: Path) -> list[str]:
+    """Column names of the first ``ITEM: ATOMS`` line of a (possibly compressed) LAMMPS text dump."""
+    from ase.io.formats import open_with_compression
+
+    try:
+        with open_with_compression(str(path)) as handle:
+            for _, line in zip(range(10_000), handle, strict=False):
+                if line.startswith('ITEM: ATOMS'):
+                    return line.split()[2:]
+    except (OSError, UnicodeDecodeError) as exception:
+        raise AnalysisError(f'cannot read {path.name} as lammps-dump: {exception}') from exception
+    raise AnalysisError(f'{path.name} is not a LAMMPS text dump: no "ITEM: ATOMS" line.')
+
+
 def read_trajectory(path: str | Path, fmt: str, lammps_types: list[str] | None = None) -> TrajectoryArrays:
     """Read all frames of ``path``; positions in Å, cell from the first frame (fixed cells only).
 
@@ -36,9 +50,23 @@ def read_trajectory(path: str | Path, fmt: str, lammps_types: list[str] | None =
     path = Path(path)
     if fmt not in FORMATS:
         raise AnalysisError(f'unknown trajectory format {fmt!r}; choose one of {", ".join(FORMATS)}.')
-    kwargs = {'specorder': lammps_types} if fmt == 'lammps-dump' and lammps_types else {}
+    kwargs = {}
+    if fmt == 'lammps-dump':
+        if not lammps_types and 'element' not in lammps_dump_columns(path):
+            raise AnalysisError(
+                f'{path.name} has no element column: name the chemical symbols of LAMMPS atom types 1, 2, ... '
+                '(--lammps-types Li,P,S,Cl).'
+            )
+        kwargs['specorder'] = lammps_types
     try:
         frames = read(path, index=':', format=FORMATS[fmt], **kwargs)
+    except IndexError as exception:
+        if lammps_types:
+            raise AnalysisError(
+                f'{path.name} has more atom types than the {len(lammps_types)} symbols given '
+                f'({",".join(lammps_types)}).'
+            ) from exception
+        raise AnalysisError(f'cannot read {path.name} as {fmt}: {exception}') from exception
     except Exception as exception:  # ASE raises many types for malformed files
         raise AnalysisError(f'cannot read {path.name} as {fmt}: {exception}') from exception
     if not frames:

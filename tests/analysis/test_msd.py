@@ -85,9 +85,11 @@ def test_collective_msd_matches_brute_force(seed, n_frames, n_atoms):
 def test_collective_msd_with_charges_matches_brute_force():
     positions = random_walk(14, 180, 5)
     charges = np.array([1.0, 2.0, -1.0, 0.5, 3.0])
-    assert_relative(collective_msd(positions, charges), brute_force_collective(positions, charges), rtol=1e-10)
+    assert_relative(collective_msd(positions, charges=charges), brute_force_collective(positions, charges), rtol=1e-10)
     # scaling all charges does not change the normalised collective MSD
-    np.testing.assert_allclose(collective_msd(positions, 3 * charges), collective_msd(positions, charges), rtol=1e-10)
+    np.testing.assert_allclose(
+        collective_msd(positions, charges=3 * charges), collective_msd(positions, charges=charges), rtol=1e-10
+    )
 
 
 def test_collective_msd_of_one_ion_is_its_tracer_msd():
@@ -135,3 +137,32 @@ def test_msd_errors():
         tracer_msd(positions)
     with pytest.raises(AnalysisError, match='NaN/inf'):
         collective_msd(positions)
+
+
+def test_drift_argument_equals_correcting_the_positions_first():
+    """The copy-free identity used with ``drift=`` gives the MSD of explicitly corrected positions."""
+    from aiida_mlffdiff.analysis import framework_drift, remove_framework_drift
+
+    rng = np.random.default_rng(11)
+    positions = np.cumsum(rng.normal(size=(120, 9, 3)), axis=0) + np.linspace(0, 30, 120)[:, None, None]
+    mobile = np.array([True, False, True, True, False, False, True, False, True])
+    drift = framework_drift(positions, ~mobile)
+    corrected = remove_framework_drift(positions, ~mobile)
+    np.testing.assert_allclose(
+        tracer_msd(positions, mobile, drift=drift), tracer_msd(corrected[:, mobile]), rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        collective_msd(positions, mobile, drift=drift), collective_msd(corrected[:, mobile]), rtol=1e-9, atol=1e-9
+    )
+
+
+def test_atom_selection_by_indices_and_contiguous_mask_agree():
+    rng = np.random.default_rng(12)
+    positions = np.cumsum(rng.normal(size=(60, 6, 3)), axis=0)
+    contiguous = np.array([False, True, True, True, False, False])
+    np.testing.assert_allclose(tracer_msd(positions, contiguous), tracer_msd(positions, [1, 2, 3]), rtol=1e-12)
+    np.testing.assert_allclose(tracer_msd(positions, [1, 2, 3]), tracer_msd(positions[:, 1:4]), rtol=1e-12)
+    with pytest.raises(AnalysisError, match='no atom selected'):
+        tracer_msd(positions, np.zeros(6, bool))
+    with pytest.raises(AnalysisError, match='drift must have shape'):
+        tracer_msd(positions, drift=np.zeros((5, 3)))
