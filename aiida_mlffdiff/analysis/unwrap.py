@@ -87,7 +87,7 @@ def framework_drift(positions, framework_mask, masses=None) -> np.ndarray:
     indices = np.flatnonzero(mask)
     contiguous = np.all(np.diff(indices) == 1)  # a slice is a view: no copy of the framework positions
     framework = array[:, indices[0] : indices[-1] + 1] if contiguous else array[:, mask]
-    centre = np.tensordot(framework, weights / weights.sum(), axes=([1], [0]))
+    centre = (weights / weights.sum()) @ framework  # (n,) @ (frames, n, 3) → (frames, 3)
     return centre - centre[0]
 
 

@@ -14,6 +14,8 @@ def as_finite_array(values, name: str, ndim: int | None = None) -> np.ndarray:
         raise AnalysisError(f'{name} must be a {ndim}-dimensional array, got shape {array.shape}.')
     if array.size == 0:
         raise AnalysisError(f'{name} is empty.')
+    if np.isfinite(array.sum()):  # one pass, no temporary; a finite sum means every value is finite
+        return array
     bad = ~np.isfinite(array)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
