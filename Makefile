@@ -12,7 +12,7 @@ AIIDA_PATH ?= $(CURDIR)/.aiida
 export AIIDA_PATH
 PROFILE ?= mlffdiff
 
-.PHONY: setup profile demo test lint bench clean
+.PHONY: setup profile system-packages demo test lint bench clean
 
 setup: $(VENV)/.installed profile
 
@@ -28,7 +28,14 @@ profile: $(VENV)/.installed
 		|| $(BIN)/verdi presto --profile-name $(PROFILE) --use-zeromq
 	@echo "AiiDA profile '$(PROFILE)' in $(AIIDA_PATH)"
 
-demo: setup
+# Debian packages the demo's printed commands need (graphviz: `verdi node graph generate`).
+system-packages:
+	@command -v dot >/dev/null 2>&1 || { \
+		echo "installing Debian's graphviz for provenance graphs"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null \
+		|| echo "warning: could not install graphviz; 'verdi node graph generate' will not render"; }
+
+demo: setup system-packages
 	$(BIN)/aiida-mlffdiff --profile $(PROFILE) demo --output-dir demo_output
 
 lint: $(VENV)/.installed
