@@ -101,7 +101,7 @@ def demo(output_dir: Path):
         'verdi process list -a -p 1',
         f'verdi process show {call.pk}',
         f'verdi node show {arrhenius.pk}',
-        f'verdi node graph generate --process-in --descendant-depth 0 -f png {arrhenius.pk}  # full lineage, needs graphviz',
+        f'verdi node graph generate --process-in --descendant-depth 0 -f png {arrhenius.pk}  # full lineage',
         f'aiida-mlffdiff plot {results[settings.temperatures_K[0]]["pk"]}',
     ):
         echo.echo(f'  {prefix}{command}')
