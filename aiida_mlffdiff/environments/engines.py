@@ -1,0 +1,78 @@
+"""The engines and their pinned requirements (see ../shared/ENGINES.md for why each pin is what it is).
+
+MACE and NequIP pin incompatible e3nn versions; DeePMD-kit's wheels need torch 2.11: three environments.
+Torch comes first in every install so that nothing pulls a CUDA build where a CPU build is available.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Variables every engine process gets: one thread per process (oversubscription costs 3–15× here).
+SINGLE_THREAD = {
+    'OMP_NUM_THREADS': '1',
+    'MKL_NUM_THREADS': '1',
+    'OPENBLAS_NUM_THREADS': '1',
+}
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One engine environment: what to install, in which order, and which executables become codes."""
+
+    name: str
+    description: str
+    #: Install steps, each a list of pinned requirements, run in order (torch first).
+    install_steps: tuple[tuple[str, ...], ...]
+    #: code label suffix → executable inside the environment's ``bin``.
+    executables: dict[str, str]
+    #: Environment variables the engine's jobs need on top of SINGLE_THREAD.
+    environment: dict[str, str] = field(default_factory=dict)
+    #: Python minor version for the environment (``None``: the plugin's own).
+    python: str | None = None
+    #: Distribution whose version is recorded on the models this engine produces.
+    version_of: str = ''
+
+    def requirements(self) -> list[str]:
+        """All pinned requirements, flattened."""
+        return [req for step in self.install_steps for req in step]
+
+
+ENGINES: dict[str, EngineSpec] = {
+    spec.name: spec
+    for spec in (
+        EngineSpec(
+            name='mace',
+            description='MACE (mace-torch 0.3.16, e3nn 0.4.4) on a CPU build of torch 2.13',
+            install_steps=(('torch==2.13.0',), ('mace-torch==0.3.16', 'ase>=3.23')),
+            executables={'train': 'mace_run_train', 'python': 'python'},
+            version_of='mace-torch',
+        ),
+        EngineSpec(
+            name='nequip',
+            description='NequIP 0.19.1 (e3nn 0.6) on a CPU build of torch 2.13; compiles models with AOTInductor',
+            install_steps=(('torch==2.13.0',), ('nequip==0.19.1', 'ase>=3.23')),
+            executables={'train': 'nequip-train', 'compile': 'nequip-compile', 'python': 'python'},
+            version_of='nequip',
+        ),
+        EngineSpec(
+            name='deepmd',
+            description='DeePMD-kit 3.2.0 (PyTorch backend, its pinned torch 2.11; runs on CPU)',
+            install_steps=(('deepmd-kit[torch]==3.2.0', 'ase>=3.23'),),
+            executables={'dp': 'dp', 'python': 'python'},
+            environment={
+                'NUM_WORKERS': '0',
+                'DP_INTRA_OP_PARALLELISM_THREADS': '1',
+                'DP_INTER_OP_PARALLELISM_THREADS': '1',
+            },
+            version_of='deepmd-kit',
+        ),
+        EngineSpec(
+            name='pretrained',
+            description='universal models that ship their weights (CHGNet 0.4.2, SevenNet 0.13) on a CPU torch 2.13',
+            install_steps=(('torch==2.13.0',), ('chgnet==0.4.2', 'sevenn==0.13.0', 'ase>=3.23')),
+            executables={'python': 'python'},
+            version_of='chgnet',
+        ),
+    )
+}
