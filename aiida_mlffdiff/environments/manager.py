@@ -131,17 +131,26 @@ def register_codes(environment: Environment, computer_label: str = 'localhost', 
     codes = {}
     for key in environment.spec.executables:
         filepath = str(environment.executable(key))
-        label = code_label(environment.spec, key)
-        try:
-            existing = orm.load_code(f'{label}@{computer_label}')
-        except NotExistent:
-            existing = None
+        base_label = code_label(environment.spec, key)
+        label, existing = base_label, None
+        for candidate in (base_label, f'{base_label}-{environment.path.name.rsplit("-", 1)[-1]}'):
+            label = candidate
+            try:
+                existing = orm.load_code(f'{candidate}@{computer_label}')
+            except NotExistent:
+                existing = None
+                break
+            if str(existing.filepath_executable) == filepath:
+                break
         if existing is not None and str(existing.filepath_executable) == filepath:
             log(f'{environment.spec.name}: reusing code {label}@{computer_label} (pk {existing.pk})')
             codes[key] = existing
             continue
         if existing is not None:
-            label = f'{label}-{environment.path.name.rsplit("-", 1)[-1]}'
+            raise EngineEnvironmentError(
+                f'codes {base_label} and {label} on {computer_label} point at other executables; '
+                'relabel or delete them (verdi code relabel / verdi code delete).'
+            )
         variables = {**SINGLE_THREAD, **environment.spec.environment}
         prepend = '\n'.join(f'export {name}={value}' for name, value in variables.items())
         code = orm.InstalledCode(

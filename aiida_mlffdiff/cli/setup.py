@@ -1,0 +1,50 @@
+"""``aiida-mlffdiff setup``: build the engine environments and register them as codes of the current profile."""
+
+from __future__ import annotations
+
+import click
+from aiida.cmdline.utils import decorators, echo
+
+from ..environments import ENGINES, EngineEnvironmentError, build_environment, register_codes
+from ..environments.manager import environment_root
+from . import cmd_root
+
+
+def parse_engines(value: str) -> list[str]:
+    """Comma-separated engine names → list, refusing unknown ones."""
+    names = [name.strip() for name in value.split(',') if name.strip()]
+    unknown = sorted(set(names) - set(ENGINES))
+    if unknown or not names:
+        raise click.BadParameter(
+            f'unknown engine(s) {", ".join(unknown) or "(none given)"}; choose from {", ".join(ENGINES)}.'
+        )
+    return names
+
+
+@cmd_root.command('setup')
+@click.option('-e', '--engines', default='mace,nequip,deepmd', show_default=True, help=f'Any of {", ".join(ENGINES)}.')
+@click.option(
+    '-Y', '--computer', 'computer_label', default='localhost', show_default=True, help='Computer to register on.'
+)
+@click.option('--no-codes', is_flag=True, help='Only build the environments, register no code.')
+@decorators.with_dbenv()
+def setup(engines, computer_label, no_codes):
+    """Build (or reuse) one isolated environment per engine and register its codes.
+
+    Environments are cached in $MLFFDIFF_ENV_DIR (default ~/.cache/aiida-mlffdiff/envs) under a hash of their
+    pinned requirements: re-running is cheap and safe. On an HPC machine, register codes with
+    `verdi code create core.code.installed --config code.yaml` instead (see docs/codes.md).
+    """
+    echo.echo_report(f'environments in {environment_root()}')
+    for name in parse_engines(engines):
+        try:
+            environment = build_environment(ENGINES[name], log=echo.echo_report)
+        except EngineEnvironmentError as exception:
+            echo.echo_critical(str(exception))
+        state = 'built' if environment.created else 'reused'
+        echo.echo_success(
+            f'{name}: {state} {environment.path} ({environment.size_mb:.0f} MB, {environment.version}; '
+            f'first build took {environment.build_seconds:.0f} s)'
+        )
+        if not no_codes:
+            register_codes(environment, computer_label, log=echo.echo_report)

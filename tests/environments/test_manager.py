@@ -1,0 +1,76 @@
+"""Engine environments: cached by requirement hash, rebuilt when unfinished, codes registered once."""
+
+import json
+
+import pytest
+from aiida import orm
+from click.testing import CliRunner
+
+from aiida_mlffdiff.cli import cmd_root
+from aiida_mlffdiff.environments import ENGINES, EngineSpec, build_environment, register_codes
+from aiida_mlffdiff.environments.manager import MARKER, requirements_hash
+
+#: An engine whose environment is a bare venv: enough to test caching and registration quickly.
+BARE = EngineSpec(name='bare', description='a bare venv', install_steps=(), executables={'python': 'python'})
+
+
+@pytest.fixture
+def env_root(tmp_path, monkeypatch):
+    root = tmp_path / 'envs'
+    monkeypatch.setenv('MLFFDIFF_ENV_DIR', str(root))
+    return root
+
+
+def test_build_once_then_reuse(env_root):
+    messages = []
+    first = build_environment(BARE, log=messages.append)
+    assert first.created
+    assert (first.path / 'bin' / 'python').exists()
+    assert json.loads((first.path / MARKER).read_text())['steps'] == []
+    second = build_environment(BARE, log=messages.append)
+    assert not second.created
+    assert second.path == first.path
+    assert any('building' in m for m in messages)
+
+
+def test_unfinished_environment_is_rebuilt(env_root):
+    environment = build_environment(BARE)
+    (environment.path / MARKER).unlink()  # as if the build had been interrupted
+    messages = []
+    again = build_environment(BARE, log=messages.append)
+    assert again.created
+    assert any('removing an unfinished environment' in m for m in messages)
+
+
+def test_hash_changes_with_the_pins():
+    other = EngineSpec(name='bare', description='', install_steps=(('six==1.16.0',),), executables={})
+    assert requirements_hash(BARE, '3.11') != requirements_hash(other, '3.11')
+    assert requirements_hash(BARE, '3.11') != requirements_hash(BARE, '3.12')
+
+
+def test_codes_registered_once_with_single_thread_environment(env_root, aiida_profile_clean, aiida_localhost):
+    environment = build_environment(BARE)
+    codes = register_codes(environment, aiida_localhost.label, log=lambda m: None)
+    again = register_codes(environment, aiida_localhost.label, log=lambda m: None)
+    assert codes['python'].pk == again['python'].pk
+    code = orm.load_code(codes['python'].pk)
+    assert str(code.filepath_executable) == str(environment.path / 'bin' / 'python')
+    assert 'export OMP_NUM_THREADS=1' in code.prepend_text
+    assert code.base.extras.get('mlffdiff_engine') == 'bare'
+
+
+def test_setup_refuses_unknown_engines():
+    result = CliRunner().invoke(cmd_root, ['setup', '--engines', 'mace,gaussian'])
+    assert result.exit_code != 0
+    assert 'unknown engine(s) gaussian' in result.output
+
+
+def test_setup_command_builds_and_registers(env_root, aiida_profile_clean, aiida_localhost, monkeypatch):
+    monkeypatch.setitem(ENGINES, 'bare', BARE)
+    runner = CliRunner()
+    result = runner.invoke(cmd_root, ['setup', '--engines', 'bare', '--computer', aiida_localhost.label])
+    assert result.exit_code == 0, result.output
+    assert 'bare: built' in result.output
+    again = runner.invoke(cmd_root, ['setup', '--engines', 'bare', '--computer', aiida_localhost.label])
+    assert 'bare: reused' in again.output
+    assert 'reusing code mlffdiff-bare-python' in again.output
