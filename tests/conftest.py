@@ -24,3 +24,72 @@ def make_positions():
         )
 
     return factory
+
+
+#: Lennard-Jones parameters of the labelled test configurations: σ (Å), ε (eV), cutoff (Å).
+LJ_SIGMA_A, LJ_EPSILON_EV, LJ_CUTOFF_A = 2.5, 0.05, 6.0
+#: Lattice templates of the test configurations: name → (fractional sites in a unit, repetitions, species counts).
+LJ_TEMPLATES = {
+    'sc-2x2x2': ([[0.0, 0.0, 0.0]], (2, 2, 2), {'Li': 4, 'P': 1, 'S': 2, 'Cl': 1}),
+    'sc-3x2x2': ([[0.0, 0.0, 0.0]], (3, 2, 2), {'Li': 6, 'P': 1, 'S': 4, 'Cl': 1}),
+    'bcc-2x2x2': ([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]], (2, 2, 2), {'Li': 8, 'P': 1, 'S': 5, 'Cl': 2}),
+}
+
+
+def lj_configuration(rng: np.random.Generator, template: str):
+    """One strained, rattled periodic Li-P-S-Cl cell (8–16 atoms) labelled by Lennard-Jones (eV, eV/Å, eV/Å³)."""
+    from ase import Atoms
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    sites, repeat, counts = LJ_TEMPLATES[template]
+    nearest = rng.uniform(2.8, 3.0)  # nearest-neighbour distance near the LJ minimum 2^(1/6) σ ≈ 2.81 Å
+    unit = nearest if len(sites) == 1 else 2 * nearest / np.sqrt(3)
+    grid = np.array([(i, j, k) for i in range(repeat[0]) for j in range(repeat[1]) for k in range(repeat[2])])
+    fractional = (grid[:, None, :] + np.array(sites)[None, :, :]).reshape(-1, 3)
+    symbols = [symbol for symbol, count in counts.items() for _ in range(count)]
+    symbols = [symbols[i] for i in rng.permutation(len(symbols))]
+    atoms = Atoms(symbols, positions=fractional * unit, cell=np.diag(repeat) * unit, pbc=True)
+    strain = rng.normal(0.0, 0.02, size=(3, 3))
+    atoms.set_cell(atoms.cell[:] @ (np.eye(3) + (strain + strain.T) / 2), scale_atoms=True)
+    atoms.positions += rng.normal(0.0, 0.06, size=atoms.positions.shape)
+    distances = atoms.get_all_distances(mic=True) + np.eye(len(atoms)) * 1e3
+    assert distances.min() > 1.8, f'overlapping atoms in a test configuration: {distances.min():.2f} Å'
+    atoms.calc = LennardJones(sigma=LJ_SIGMA_A, epsilon=LJ_EPSILON_EV, rc=LJ_CUTOFF_A)
+    results = {
+        'energy': atoms.get_potential_energy(),
+        'forces': atoms.get_forces(),
+        'stress': atoms.get_stress(voigt=True),
+    }
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    atoms.info['config_type'] = f'lj-{template}'
+    return atoms
+
+
+@pytest.fixture
+def lj_configurations():
+    """``lj_configurations(n=30, seed=0)``: n periodic Li-P-S-Cl cells (8, 12 or 16 atoms) labelled by LJ.
+
+    Each Atoms has a SinglePointCalculator with energy (eV), forces (eV/Å) and stress (eV/Å³, Voigt-6), and
+    ``info['config_type']``. Cells are strained (±2 %) and rattled (0.06 Å); atoms stay > 1.8 Å apart.
+    """
+
+    def factory(n: int = 30, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        names = list(LJ_TEMPLATES)
+        return [lj_configuration(rng, names[i % len(names)]) for i in range(n)]
+
+    return factory
+
+
+@pytest.fixture
+def make_training_set(lj_configurations):
+    """``make_training_set(n=30, seed=0, functional='lj-test')``: a stored TrainingSet of LJ configurations."""
+    from aiida_mlffdiff.data.training_set import TrainingSet
+
+    def factory(n: int = 30, seed: int = 0, functional: str = 'lj-test', engine: str = 'ase-lj'):
+        atoms_list = lj_configurations(n=n, seed=seed)
+        source = f'Lennard-Jones (σ={LJ_SIGMA_A} Å, ε={LJ_EPSILON_EV} eV, rc={LJ_CUTOFF_A} Å), seed {seed}'
+        return TrainingSet.from_atoms(atoms_list, functional=functional, engine=engine, source=source).store()
+
+    return factory

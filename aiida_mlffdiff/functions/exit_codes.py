@@ -23,6 +23,10 @@ EXIT_CODES = {
         340,
         'A required input is absent: no trajectory, MSD or diffusion result given, or no temperature.',
     ),
+    'ERROR_TRAINING_SET_TOO_SMALL': (
+        350,
+        'The training set has too few configurations to give every part of a split at least one.',
+    ),
 }
 
 
