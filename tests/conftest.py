@@ -93,3 +93,14 @@ def make_training_set(lj_configurations):
         return TrainingSet.from_atoms(atoms_list, functional=functional, engine=engine, source=source).store()
 
     return factory
+
+
+@pytest.fixture(scope='session')
+def aiida_profile(aiida_config, aiida_profile_factory):
+    """The test profile, with aiida-core's built-in ZeroMQ broker so that ``submit`` and the daemon work.
+
+    Overrides aiida-core's fixture of the same name (which configures no broker); its session fixture
+    ``run_aiida_broker_service`` then runs the broker service for the whole session, no external service needed.
+    """
+    with aiida_profile_factory(aiida_config, broker_backend='core.zeromq') as profile:
+        yield profile

@@ -1,0 +1,251 @@
+"""``EvaluateCalculation``: predict energies, forces and stresses of a TrainingSet with an MlffModel.
+
+The job runs the shipped driver ``evaluate_model.py`` with the python of the model's engine environment
+(an ``InstalledCode``; :func:`aiida_mlffdiff.environments.register_codes` creates them, or register your own on
+a cluster). Everything the job needs is written into, or copied to, its working directory: the driver, the model
+file(s) (from the model node's repository) and the configurations as ``dataset.extxyz`` (from the training set's
+repository); nothing refers to a path on the machine that submits. Threads are pinned to one per process.
+
+The parser (:class:`aiida_mlffdiff.parsers.evaluate.EvaluateParser`) compares the predictions with the training
+set's reference labels and returns error metrics (units in the keys) and parity arrays.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiida import orm
+from aiida.common.datastructures import CalcInfo, CodeInfo
+from aiida.common.folders import Folder
+from aiida.engine import CalcJob
+from ase.data import chemical_symbols
+
+from ..data.mlff_model import MlffModel
+from ..data.training_set import TrainingSet
+from ..drivers import driver_path
+from ..environments.engines import ENGINES, SINGLE_THREAD
+
+__all__ = ('PRETRAINED_MODELS', 'EvaluateCalculation', 'pretrained_model')
+
+#: Extra of an ``InstalledCode`` naming its engine environment (set by ``register_codes``).
+ENGINE_EXTRA = 'mlffdiff_engine'
+
+#: Elements CHGNet 0.3.0 accepts: its atom embedding has 94 rows, Z = 1 (H) … 94 (Pu) (checked with chgnet 0.4.2:
+#: ``CHGNet.load(model_name='0.3.0').atom_embedding`` is ``Embedding(94, 64)``). Its training set (MPtrj) has
+#: few or no examples of the radioactive elements Po–Ra: results for them are not to be trusted.
+CHGNET_SPECIES = tuple(chemical_symbols[1:95])
+#: Elements of SevenNet-0 (11 July 2024): Z = 1 … 94 without Po, At, Rn, Fr, Ra (84–88), 89 elements (checked with
+#: sevenn 0.13.0: ``SevenNetCalculator('7net-0').type_map``).
+SEVENNET_0_SPECIES = tuple(symbol for z, symbol in enumerate(chemical_symbols[:95]) if z >= 1 and not 84 <= z <= 88)
+
+
+def _pinned_version(distribution: str) -> str:
+    """The version the pretrained environment pins for ``distribution`` (e.g. chgnet → '0.4.2')."""
+    for requirement in ENGINES['pretrained'].requirements():
+        match = re.fullmatch(rf'{re.escape(distribution)}==([\w.]+)', requirement)
+        if match:
+            return match.group(1)
+    return ''
+
+
+#: Pretrained universal models that ship with their package, by model name: architecture, species, cutoff (Å).
+#: Cutoffs: CHGNet's atom graph radius is 6 Å (its bond graph 3 Å); SevenNet-0's is 5 Å (checked on the packages).
+PRETRAINED_MODELS = {
+    'chgnet-0.3.0': {
+        'architecture': 'chgnet',
+        'species': CHGNET_SPECIES,
+        'cutoff_A': 6.0,
+        'engine_version': _pinned_version('chgnet'),
+    },
+    '7net-0': {
+        'architecture': 'sevenn',
+        'species': SEVENNET_0_SPECIES,
+        'cutoff_A': 5.0,
+        'engine_version': _pinned_version('sevenn'),
+    },
+}
+
+
+def pretrained_model(name: str) -> MlffModel:
+    """The stored :class:`MlffModel` of a pretrained universal model (``'chgnet-0.3.0'`` or ``'7net-0'``).
+
+    Get-or-create: an existing pretrained node with this model name and architecture is returned (the oldest one),
+    otherwise a new one is stored, so that every evaluation of the same model points at the same node.
+
+    :raises ValueError: an unknown model name.
+    """
+    if name not in PRETRAINED_MODELS:
+        raise ValueError(f'unknown pretrained model {name!r}: choose one of {", ".join(PRETRAINED_MODELS)}.')
+    entry = PRETRAINED_MODELS[name]
+    query = orm.QueryBuilder().append(
+        MlffModel,
+        filters={
+            'attributes.pretrained': True,
+            'attributes.model_name': name,
+            'attributes.architecture': entry['architecture'],
+        },
+        project='*',
+    )
+    query.order_by({MlffModel: {'id': 'asc'}}).limit(1)
+    existing = query.first(flat=True)
+    if existing is not None:
+        return existing
+    return MlffModel.pretrained(
+        name,
+        architecture=entry['architecture'],
+        species=list(entry['species']),
+        cutoff_A=entry['cutoff_A'],
+        engine='pretrained',
+        engine_version=entry['engine_version'],
+    ).store()
+
+
+def validate_inputs(value, _=None) -> str | None:
+    """Submission-time checks: species covered, code and model of the same engine, model file intact."""
+    model, dataset, code = value.get('model'), value.get('dataset'), value.get('code')
+    if model is None or dataset is None:
+        return None  # the ports themselves report what is missing
+    try:
+        model.check_species(dataset.species)
+    except ValueError as exception:
+        return f'the model cannot evaluate this dataset: {exception}'
+    if model.architecture == 'nequip' and model.target not in (None, 'ase'):
+        return (
+            f'{model.describe()} was compiled for the {model.target!r} target; the ASE evaluation needs a model '
+            'compiled with `nequip-compile --target ase`.'
+        )
+    engine = code.base.extras.get(ENGINE_EXTRA, None) if code is not None else None
+    if engine:
+        try:
+            model.require_engine(engine)
+        except ValueError as exception:
+            return f'code {code.full_label} runs the {engine!r} environment: {exception}'
+    try:
+        model.verify_checksum()
+    except ValueError as exception:
+        return str(exception)
+    return None
+
+
+class EvaluateCalculation(CalcJob):
+    """Evaluate an MLFF model on every configuration of a training set (energies eV, forces eV/Å, stress eV/Å³)."""
+
+    _DRIVER = 'evaluate_model.py'
+    _DATASET = 'dataset.extxyz'
+    _PREDICTIONS = 'predictions.npz'
+    _INFO = 'evaluate.json'
+    _STDOUT = 'evaluate.out'
+    _STDERR = 'evaluate.err'
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('model', valid_type=MlffModel, help='The model to evaluate (a file-based or a pretrained one).')
+        spec.input(
+            'dataset',
+            valid_type=TrainingSet,
+            help='Configurations with reference energies (eV), forces (eV/Å) and, optionally, stresses (eV/Å³).',
+        )
+        spec.input(
+            'metadata.options.num_threads',
+            valid_type=int,
+            default=1,
+            help='Threads of the engine process (torch, OpenMP, BLAS); one process per core is fastest on CPU.',
+        )
+        spec.inputs.validator = validate_inputs
+        options = spec.inputs['metadata']['options']
+        options['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+        options['withmpi'].default = False
+        options['parser_name'].default = 'mlffdiff.evaluate'
+        options['input_filename'].default = cls._DATASET
+        options['output_filename'].default = cls._STDOUT
+
+        spec.output('metrics', valid_type=orm.Dict, help='Error metrics, units in the keys (meV/atom, meV/Å, …).')
+        spec.output(
+            'parity',
+            valid_type=orm.ArrayData,
+            help='Reference and predicted energies per atom (eV) and force components (eV/Å), and stresses.',
+        )
+        spec.output('run_info', valid_type=orm.Dict, help='Versions, thread counts and timings (s) of the run.')
+        spec.default_output_node = 'metrics'
+
+        spec.exit_code(
+            300,
+            'ERROR_MISSING_OUTPUT',
+            message='The driver left no usable output: {message}',
+        )
+        spec.exit_code(
+            310,
+            'ERROR_MODEL_LOAD_FAILED',
+            message='The engine environment could not load the model: {message}',
+        )
+        spec.exit_code(
+            320,
+            'ERROR_EVALUATION_FAILED',
+            message='The dataset could not be read or evaluated: {message}',
+        )
+        spec.exit_code(
+            330,
+            'ERROR_INCONSISTENT_OUTPUT',
+            message='The predictions do not match the dataset: {message}',
+        )
+        spec.exit_code(
+            340,
+            'ERROR_NON_FINITE_PREDICTIONS',
+            message='The model predicted NaN or infinite values: {message}',
+        )
+
+    def thread_variables(self) -> dict[str, str]:
+        """Thread variables of the job: one thread (or ``num_threads``), unless the user set them explicitly."""
+        threads = str(self.inputs.metadata.options.num_threads)
+        variables = {name: threads for name in SINGLE_THREAD}
+        for name, value in ENGINES[self.inputs.model.engine].environment.items():
+            variables[name] = threads if name.endswith('INTRA_OP_PARALLELISM_THREADS') else value
+        user = self.inputs.metadata.options.get('environment_variables', None) or {}
+        return {name: value for name, value in variables.items() if name not in user}
+
+    def cmdline(self) -> list[str]:
+        """Arguments of the engine python: the driver and its options."""
+        model = self.inputs.model
+        source = ['--pretrained', model.model_name] if model.pretrained else ['--model', model.filename]
+        return [
+            self._DRIVER,
+            '--architecture',
+            model.architecture,
+            *source,
+            '--data',
+            self._DATASET,
+            '--output',
+            self._PREDICTIONS,
+            '--info',
+            self._INFO,
+            '--threads',
+            str(self.inputs.metadata.options.num_threads),
+        ]
+
+    def prepare_for_submission(self, folder: Folder) -> CalcInfo:
+        """Write the driver, copy the model file(s) and the dataset from the repository, and set the command line."""
+        model, dataset = self.inputs.model, self.inputs.dataset
+        folder.insert_path(str(driver_path('evaluate_model')), self._DRIVER)
+
+        local_copy_list = [(dataset.uuid, TrainingSet.FILENAME, self._DATASET)]
+        if not model.pretrained:
+            for name in [model.filename, *model.extra_files]:
+                local_copy_list.append((model.uuid, name, name))
+
+        codeinfo = CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = self.cmdline()
+        codeinfo.stdout_name = self._STDOUT
+        codeinfo.stderr_name = self._STDERR
+
+        calcinfo = CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.local_copy_list = local_copy_list
+        calcinfo.remote_copy_list = []
+        calcinfo.retrieve_list = [self._PREDICTIONS, self._INFO, self._STDOUT, self._STDERR]
+        # model and dataset are input nodes already; local copies go straight to the working directory, but in a
+        # dry run they land in the sandbox, whose content is stored in the node's repository: keep them out of it
+        calcinfo.provenance_exclude_list = [self._DATASET, *(name for _, name, _ in local_copy_list[1:])]
+        calcinfo.prepend_text = '\n'.join(f'export {name}={value}' for name, value in self.thread_variables().items())
+        return calcinfo

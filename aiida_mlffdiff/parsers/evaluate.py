@@ -1,0 +1,179 @@
+"""``EvaluateParser``: predictions of ``evaluate_model.py`` against the reference labels of the input TrainingSet.
+
+Reads only the retrieved files (``evaluate.json``, ``predictions.npz``, the driver's stderr), never the remote
+folder. Outputs ``metrics`` (Dict, units in the keys: meV/atom, meV/Å, meV/Å³ and GPa), ``parity`` (ArrayData,
+reference vs predicted energies per atom and force components, stresses when both sides have them) and
+``run_info`` (Dict: versions, thread counts, timings in s).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ExitCode
+from aiida.parsers import Parser
+
+from ..calculations.evaluate import EvaluateCalculation
+from ..metrics import MetricsError, evaluation_metrics, parity_arrays
+
+__all__ = ('EvaluateParser',)
+
+#: Driver status words (``evaluate.json``) → exit code names of :class:`EvaluateCalculation`.
+FAILURES = {
+    'model_load_failed': 'ERROR_MODEL_LOAD_FAILED',
+    'data_read_failed': 'ERROR_EVALUATION_FAILED',
+    'evaluation_failed': 'ERROR_EVALUATION_FAILED',
+}
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ''
+
+
+class EvaluateParser(Parser):
+    """Parse an :class:`EvaluateCalculation`: error metrics and parity arrays from the driver's predictions."""
+
+    def _content(self, name: str, mode: str = 'r'):
+        if name not in self.retrieved.base.repository.list_object_names():
+            return None
+        return self.retrieved.base.repository.get_object_content(name, mode=mode)
+
+    def _stderr_hint(self) -> str:
+        stderr = self._content(EvaluateCalculation._STDERR) or ''
+        last = _last_line(stderr)
+        return f'last line of {EvaluateCalculation._STDERR}: {last}' if last else f'{EvaluateCalculation._STDERR} empty'
+
+    def _exit(self, name: str, message: str) -> ExitCode:
+        return self.exit_codes[name].format(message=message)
+
+    def parse(self, **kwargs) -> ExitCode | None:
+        """Check the driver's status, load the predictions, compare them with the dataset and attach the outputs."""
+        info_text = self._content(EvaluateCalculation._INFO)
+        if info_text is None:
+            return self._exit(
+                'ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._INFO} not retrieved ({self._stderr_hint()})'
+            )
+        try:
+            info = json.loads(info_text)
+        except json.JSONDecodeError as exception:
+            return self._exit('ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._INFO} is not JSON: {exception}')
+        status = info.get('status')
+        if status in FAILURES:
+            return self._exit(FAILURES[status], info.get('message') or self._stderr_hint())
+        if status != 'ok':
+            return self._exit(
+                'ERROR_MISSING_OUTPUT', f'the driver stopped with status {status!r} ({self._stderr_hint()})'
+            )
+
+        raw = self._content(EvaluateCalculation._PREDICTIONS, mode='rb')
+        if raw is None:
+            return self._exit('ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._PREDICTIONS} not retrieved')
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+                predicted = {key: archive[key] for key in archive.files}
+        except (OSError, ValueError) as exception:
+            return self._exit('ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._PREDICTIONS} unreadable: {exception}')
+        missing = [key for key in ('energy_eV', 'forces_eV_A', 'n_atoms', 'species') if key not in predicted]
+        if missing:
+            return self._exit('ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._PREDICTIONS} lacks {", ".join(missing)}')
+
+        reference = self._reference()
+        problem = self._inconsistency(reference, predicted)
+        if problem:
+            return self._exit('ERROR_INCONSISTENT_OUTPUT', problem)
+        problem = self._non_finite(predicted)
+        if problem:
+            return self._exit('ERROR_NON_FINITE_PREDICTIONS', problem)
+
+        use_stress = reference['stress_eV_A3'] is not None and 'stress_eV_A3' in predicted
+        arguments = {
+            'reference_energy_eV': reference['energy_eV'],
+            'predicted_energy_eV': predicted['energy_eV'],
+            'n_atoms': reference['n_atoms'],
+            'reference_forces_eV_A': reference['forces_eV_A'],
+            'predicted_forces_eV_A': predicted['forces_eV_A'],
+            'reference_stress_eV_A3': reference['stress_eV_A3'] if use_stress else None,
+            'predicted_stress_eV_A3': predicted['stress_eV_A3'] if use_stress else None,
+        }
+        try:
+            metrics = evaluation_metrics(species=reference['species'].tolist(), **arguments)
+            arrays = parity_arrays(**arguments)
+        except MetricsError as exception:
+            return self._exit('ERROR_INCONSISTENT_OUTPUT', str(exception))
+
+        model, dataset = self.node.inputs.model, self.node.inputs.dataset
+        metrics.update(
+            architecture=model.architecture,
+            model=model.model_name if model.pretrained else model.filename,
+            functional=dataset.functional,
+            model_gives_stress='stress_eV_A3' in predicted,
+        )
+        parity = orm.ArrayData()
+        for name, array in arrays.items():
+            parity.set_array(name, np.ascontiguousarray(array))
+        parity.set_array('atomic_numbers', predicted['atomic_numbers'].astype(np.int64))
+        parity.set_array('n_atoms', reference['n_atoms'].astype(np.int64))
+
+        self.out('metrics', orm.Dict(metrics))
+        self.out('parity', parity)
+        self.out('run_info', orm.Dict({k: v for k, v in info.items() if k not in ('status', 'message')}))
+        self.logger.info(
+            f'{metrics["n_structures"]} configurations: energy MAE {metrics["energy_mae_meV_atom"]:.2f} meV/atom, '
+            f'force MAE {metrics["force_mae_meV_A"]:.1f} meV/Å'
+        )
+        return None
+
+    def _reference(self) -> dict:
+        """Reference labels of the dataset: energies (eV), forces (eV/Å), stresses (eV/Å³, Voigt) if all have one."""
+        dataset = self.node.inputs.dataset
+        atoms_list = dataset.get_atoms()
+        stresses = [atoms.calc.results.get('stress') for atoms in atoms_list]
+        has_stress = all(stress is not None for stress in stresses)
+        return {
+            'energy_eV': np.array([atoms.calc.results['energy'] for atoms in atoms_list], dtype=float),
+            'forces_eV_A': np.concatenate([atoms.calc.results['forces'] for atoms in atoms_list]).astype(float),
+            'stress_eV_A3': np.array([np.reshape(s, 6) for s in stresses], dtype=float) if has_stress else None,
+            'n_atoms': np.array([len(atoms) for atoms in atoms_list], dtype=np.int64),
+            'species': np.array([s for atoms in atoms_list for s in atoms.get_chemical_symbols()]),
+        }
+
+    @staticmethod
+    def _inconsistency(reference: dict, predicted: dict) -> str | None:
+        """A message if the predictions are not those of the dataset's configurations (counts, order, species)."""
+        n_ref, n_pred = len(reference['n_atoms']), len(predicted['n_atoms'])
+        if n_ref != n_pred or predicted['energy_eV'].shape != (n_ref,):
+            n_energies = predicted['energy_eV'].shape[0] if predicted['energy_eV'].ndim else 0
+            return f'{n_pred} configurations predicted ({n_energies} energies), {n_ref} in the dataset'
+        if not np.array_equal(reference['n_atoms'], predicted['n_atoms']):
+            first = int(np.flatnonzero(reference['n_atoms'] != predicted['n_atoms'])[0])
+            return (
+                f'configuration {first} has {predicted["n_atoms"][first]} atoms, '
+                f'{reference["n_atoms"][first]} in the dataset'
+            )
+        if predicted['forces_eV_A'].shape != reference['forces_eV_A'].shape:
+            return f'forces of shape {predicted["forces_eV_A"].shape}, expected {reference["forces_eV_A"].shape}'
+        if not np.array_equal(np.asarray(predicted['species'], dtype=str), reference['species'].astype(str)):
+            return 'the species of the predicted atoms differ from the dataset (order or elements)'
+        if 'stress_eV_A3' in predicted and predicted['stress_eV_A3'].shape != (n_ref, 6):
+            return f'stress of shape {predicted["stress_eV_A3"].shape}, expected ({n_ref}, 6)'
+        return None
+
+    @staticmethod
+    def _non_finite(predicted: dict) -> str | None:
+        """A message naming the configurations with NaN/inf energy, forces or stress; None if all are finite."""
+        bad = ~np.isfinite(predicted['energy_eV'])
+        bounds = np.concatenate([[0], np.cumsum(predicted['n_atoms'])])
+        forces_bad = ~np.isfinite(predicted['forces_eV_A']).all(axis=1)
+        bad |= np.array([forces_bad[start:end].any() for start, end in itertools.pairwise(bounds)], dtype=bool)
+        if 'stress_eV_A3' in predicted:
+            bad |= ~np.isfinite(predicted['stress_eV_A3']).all(axis=1)
+        if not bad.any():
+            return None
+        indices = np.flatnonzero(bad).tolist()
+        shown = ', '.join(map(str, indices[:10])) + (', …' if len(indices) > 10 else '')
+        return f'{len(indices)} of {bad.size} configurations (indices {shown}) have NaN or infinite values'
