@@ -12,7 +12,7 @@ AIIDA_PATH ?= $(CURDIR)/.aiida
 export AIIDA_PATH
 PROFILE ?= mlffdiff
 
-.PHONY: setup profile system-packages demo test lint bench clean
+.PHONY: setup profile engines system-packages demo test lint bench clean
 
 setup: $(VENV)/.installed profile
 
@@ -28,6 +28,12 @@ profile: $(VENV)/.installed
 		|| $(BIN)/verdi presto --profile-name $(PROFILE) --use-zeromq
 	@echo "AiiDA profile '$(PROFILE)' in $(AIIDA_PATH)"
 
+# One isolated environment per MLFF engine (cached in ~/.cache/aiida-mlffdiff/envs, reused when the pins are
+# unchanged), registered as codes of the embedded profile. The test suite's own profile reuses the same cache.
+ENGINES ?= mace,nequip,deepmd,pretrained
+engines: profile
+	$(BIN)/aiida-mlffdiff --profile $(PROFILE) setup --engines $(ENGINES)
+
 # Debian packages the demo's printed commands need (graphviz: `verdi node graph generate`).
 system-packages:
 	@command -v dot >/dev/null 2>&1 || { \
@@ -35,15 +41,15 @@ system-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null \
 		|| echo "warning: could not install graphviz; 'verdi node graph generate' will not render"; }
 
-demo: setup system-packages
+demo: setup engines system-packages
 	$(BIN)/aiida-mlffdiff --profile $(PROFILE) demo --output-dir demo_output
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup lint
-	$(BIN)/pytest
+test: setup engines lint
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest
 
 bench: setup
 	$(BIN)/python bench/analysis.py

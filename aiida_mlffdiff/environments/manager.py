@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engines import SINGLE_THREAD, EngineSpec
+from .engines import EngineSpec
 
 MARKER = 'mlffdiff-environment.json'
 
@@ -151,15 +151,12 @@ def register_codes(environment: Environment, computer_label: str = 'localhost', 
                 f'codes {base_label} and {label} on {computer_label} point at other executables; '
                 'relabel or delete them (verdi code relabel / verdi code delete).'
             )
-        variables = {**SINGLE_THREAD, **environment.spec.environment}
-        prepend = '\n'.join(f'export {name}={value}' for name, value in variables.items())
         code = orm.InstalledCode(
             label=label,
             computer=computer,
             filepath_executable=filepath,
             default_calc_job_plugin=None,
             description=f'{environment.spec.description} [{environment.version}]',
-            prepend_text=prepend,
         ).store()
         code.base.extras.set('mlffdiff_engine', environment.spec.name)
         code.base.extras.set('mlffdiff_engine_version', environment.version)

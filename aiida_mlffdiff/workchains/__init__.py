@@ -1,0 +1,1 @@
+"""workchains of aiida-mlffdiff."""

@@ -1,0 +1,200 @@
+"""Training workflow: split a TrainingSet → train one architecture (with restarts) → evaluate on the test set.
+
+``TrainBaseWorkChain`` wraps :class:`~aiida_mlffdiff.calculations.train.TrainCalculation` in aiida-core's
+``BaseRestartWorkChain``: a diverging loss (NaN/inf) is retried with half the learning rate, a job out of
+walltime with 1.5x the walltime, both a bounded number of times. ``TrainingWorkChain`` (``mlffdiff.training``)
+is the chain users launch, usually through ``get_builder_from_protocol``.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, ToContext, WorkChain, process_handler, while_
+
+from ..calculations.evaluate import EvaluateCalculation
+from ..calculations.train import TrainCalculation
+from ..calculations.writers import LEARNING_RATE_KEY, get_writer
+from ..data.training_set import TrainingSet
+from ..functions.split import split_training_set
+
+#: Factor applied to the learning rate after a non-finite loss.
+LEARNING_RATE_FACTOR = 0.5
+#: Factor applied to the walltime after a job ran out of it, and its ceiling (s).
+WALLTIME_FACTOR = 1.5
+MAX_WALLTIME_S = 48 * 3600
+
+
+class TrainBaseWorkChain(BaseRestartWorkChain):
+    """Run a TrainCalculation until it succeeds, handling a non-finite loss and walltime."""
+
+    _process_class = TrainCalculation
+
+    @classmethod
+    def define(cls, spec):
+        """Inputs of the TrainCalculation in the ``train`` namespace; its outputs are exposed."""
+        super().define(spec)
+        spec.expose_inputs(TrainCalculation, namespace='train')
+        spec.expose_outputs(TrainCalculation)
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
+            cls.results,
+        )
+        spec.exit_code(
+            310, 'ERROR_LOSS_KEEPS_DIVERGING', message='The loss stayed non-finite after lowering the learning rate.'
+        )
+
+    def setup(self):
+        """Take the TrainCalculation inputs into the context, where the handlers may change them."""
+        super().setup()
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(TrainCalculation, 'train'))
+
+    def report_error_handled(self, node, action: str) -> None:
+        """Say in the report what went wrong and what is done about it."""
+        self.report(f'{node.process_label}<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}')
+        self.report(f'action taken: {action}')
+
+    @process_handler(priority=500, exit_codes=[TrainCalculation.exit_codes.ERROR_LOSS_NOT_FINITE])
+    def handle_non_finite_loss(self, node):
+        """The loss diverged: retry with the learning rate multiplied by ``LEARNING_RATE_FACTOR``."""
+        architecture = self.ctx.inputs.architecture.value
+        parameters = {**get_writer(architecture).defaults(), **self.ctx.inputs.parameters.get_dict()}
+        old = parameters[LEARNING_RATE_KEY]
+        parameters[LEARNING_RATE_KEY] = old * LEARNING_RATE_FACTOR
+        self.ctx.inputs.parameters = orm.Dict(parameters)
+        self.report_error_handled(
+            node, f'restarting with {LEARNING_RATE_KEY} {old:g} → {parameters[LEARNING_RATE_KEY]:g}'
+        )
+        return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=400, exit_codes=[TrainCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
+    def handle_out_of_walltime(self, node):
+        """The job ran out of walltime: retry with ``WALLTIME_FACTOR`` times more, up to ``MAX_WALLTIME_S``."""
+        options = dict(self.ctx.inputs.metadata.get('options', {}))
+        old = options.get('max_wallclock_seconds') or node.get_option('max_wallclock_seconds') or 3600
+        new = min(int(old * WALLTIME_FACTOR), MAX_WALLTIME_S)
+        if new <= old:
+            self.report_error_handled(node, f'walltime already at the ceiling of {MAX_WALLTIME_S} s: giving up')
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
+        options['max_wallclock_seconds'] = new
+        self.ctx.inputs.metadata['options'] = options
+        self.report_error_handled(node, f'restarting with max_wallclock_seconds {old} → {new} s')
+        return ProcessHandlerReport(do_break=True)
+
+
+class TrainingWorkChain(WorkChain):
+    """Split a TrainingSet (seeded), train one architecture on it, evaluate the model on the held-out test set."""
+
+    @classmethod
+    def define(cls, spec):
+        """Inputs: the full TrainingSet, split parameters, the training and evaluation namespaces."""
+        super().define(spec)
+        spec.input('training_set', valid_type=TrainingSet, help='All reference configurations (eV, eV/Å, eV/Å³).')
+        spec.input(
+            'split_parameters',
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict({'fractions': [0.8, 0.1, 0.1], 'seed': 0}),
+            help='Train/validation/test fractions and the seed of the split.',
+        )
+        spec.expose_inputs(
+            TrainBaseWorkChain, namespace='train', exclude=('train.training_set', 'train.validation_set')
+        )
+        spec.expose_inputs(EvaluateCalculation, namespace='evaluate', exclude=('model', 'dataset'))
+        spec.outline(cls.split, cls.run_training, cls.inspect_training, cls.run_evaluation, cls.inspect_evaluation)
+        spec.output('model', help='The deployable model (MlffModel).')
+        spec.output('learning_curve', valid_type=orm.ArrayData)
+        spec.output('validation_metrics', valid_type=orm.Dict, help='Final validation errors (meV/atom, meV/Å).')
+        spec.output('test_metrics', valid_type=orm.Dict, help='Errors on the held-out test set (meV/atom, meV/Å).')
+        spec.output('test_parity', valid_type=orm.ArrayData, help='Reference vs predicted test-set values.')
+        spec.output_namespace('split', valid_type=TrainingSet, dynamic=True, help='train, validation and test sets.')
+        spec.exit_code(401, 'ERROR_SPLIT_FAILED', message='The training set could not be split.')
+        spec.exit_code(402, 'ERROR_TRAINING_FAILED', message='The training failed, also after restarts.')
+        spec.exit_code(403, 'ERROR_EVALUATION_FAILED', message='The evaluation on the test set failed.')
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        train_code: orm.Code,
+        evaluate_code: orm.Code,
+        training_set: TrainingSet,
+        architecture: str,
+        *,
+        protocol: str = 'fast',
+        compile_code: orm.Code | None = None,
+        overrides: dict | None = None,
+        seed: int = 0,
+    ):
+        """A builder with the hyper-parameters of ``protocol`` (fast | moderate | precise) for ``architecture``.
+
+        :param overrides: hyper-parameters that replace the protocol's values.
+        """
+        parameters = TrainCalculation.get_protocol_parameters(architecture, protocol, overrides)
+        builder = cls.get_builder()
+        builder.training_set = training_set
+        builder.split_parameters = orm.Dict({'fractions': [0.8, 0.1, 0.1], 'seed': seed})
+        builder.train.train.code = train_code
+        builder.train.train.architecture = orm.Str(architecture)
+        builder.train.train.parameters = orm.Dict(parameters)
+        builder.train.train.seed = orm.Int(seed)
+        if compile_code is not None:
+            builder.train.train.compile_code = compile_code
+        builder.evaluate.code = evaluate_code
+        return builder
+
+    def split(self):
+        """Seeded train/validation/test split (a calcfunction, so the split is in the provenance)."""
+        outputs, node = split_training_set.run_get_node(
+            training_set=self.inputs.training_set, parameters=self.inputs.split_parameters
+        )
+        if not node.is_finished_ok:
+            self.report(f'split_training_set<{node.pk}> failed: {node.exit_message}')
+            return self.exit_codes.ERROR_SPLIT_FAILED
+        self.ctx.split = outputs
+        sizes = ', '.join(f'{name} {outputs[name].n_structures}' for name in ('train', 'validation', 'test'))
+        self.report(f'split {self.inputs.training_set.n_structures} configurations into {sizes}')
+        self.out('split', dict(outputs))
+        return None
+
+    def run_training(self):
+        """Launch the TrainBaseWorkChain on the train and validation parts."""
+        inputs = AttributeDict(self.exposed_inputs(TrainBaseWorkChain, 'train'))
+        inputs.train = AttributeDict(inputs.train)
+        inputs.train.training_set = self.ctx.split['train']
+        inputs.train.validation_set = self.ctx.split['validation']
+        running = self.submit(TrainBaseWorkChain, **inputs)
+        self.report(f'training {inputs.train.architecture.value}: launched TrainBaseWorkChain<{running.pk}>')
+        return ToContext(training=running)
+
+    def inspect_training(self):
+        """Stop with a clear exit code if training failed; otherwise expose its outputs."""
+        node = self.ctx.training
+        if not node.is_finished_ok:
+            self.report(f'TrainBaseWorkChain<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')
+            return self.exit_codes.ERROR_TRAINING_FAILED
+        for name in ('model', 'learning_curve', 'validation_metrics'):
+            self.out(name, node.outputs[name])
+        self.report(f'trained model {node.outputs.model.__class__.__name__}<{node.outputs.model.pk}>')
+        return None
+
+    def run_evaluation(self):
+        """Evaluate the model on the held-out test set."""
+        inputs = AttributeDict(self.exposed_inputs(EvaluateCalculation, 'evaluate'))
+        inputs.model = self.ctx.training.outputs.model
+        inputs.dataset = self.ctx.split['test']
+        running = self.submit(EvaluateCalculation, **inputs)
+        self.report(f'evaluating on the test set: launched EvaluateCalculation<{running.pk}>')
+        return ToContext(evaluation=running)
+
+    def inspect_evaluation(self):
+        """Expose the test-set errors."""
+        node = self.ctx.evaluation
+        if not node.is_finished_ok:
+            self.report(f'EvaluateCalculation<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')
+            return self.exit_codes.ERROR_EVALUATION_FAILED
+        self.out('test_metrics', node.outputs.metrics)
+        self.out('test_parity', node.outputs.parity)
+        metrics = node.outputs.metrics.get_dict()
+        summary = ', '.join(f'{key} {value:.3g}' for key, value in metrics.items() if isinstance(value, float))[:300]
+        self.report(f'test-set errors: {summary}')
+        return None
