@@ -118,3 +118,34 @@ def test_mace_training_through_the_daemon(make_training_set, engine_code, submit
     )
     report = '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
     assert 'test-set errors' in report
+    print(f'mace: test force RMSE {metrics["force_rmse_meV_A"]:.0f} meV/Å')
+
+
+@pytest.mark.engines
+@pytest.mark.parametrize('architecture', ['nequip', 'deepmd'])
+def test_training_chain_trains_and_evaluates(make_training_set, engine_code, architecture, record_property):
+    """NequIP and DeePMD through the whole chain (run in-process): trained model evaluated in its environment."""
+    from time import perf_counter
+
+    from aiida.engine import run_get_node
+
+    codes = {'nequip': ('train', 'python'), 'deepmd': ('dp', 'python')}[architecture]
+    training_set = make_training_set(n=30, seed=12)
+    builder = TrainingWorkChain.get_builder_from_protocol(
+        engine_code(architecture, codes[0]),
+        engine_code(architecture, codes[1]),
+        training_set,
+        architecture,
+        protocol='fast',
+        compile_code=engine_code('nequip', 'compile') if architecture == 'nequip' else None,
+    )
+    started = perf_counter()
+    _, node = run_get_node(builder)
+    seconds = perf_counter() - started
+    assert node.is_finished_ok, node.exit_message
+    assert node.outputs.model.architecture == architecture
+    metrics = node.outputs.test_metrics.get_dict()
+    assert math.isfinite(metrics['force_rmse_meV_A'])
+    record_property('wall_s', seconds)
+    record_property('test_force_rmse_meV_A', metrics['force_rmse_meV_A'])
+    print(f'{architecture}: chain {seconds:.0f} s, test force RMSE {metrics["force_rmse_meV_A"]:.0f} meV/Å')
