@@ -47,6 +47,10 @@ def validate_architecture(value: orm.Str, _) -> str | None:
     return None
 
 
+#: Fewest configurations a training set must hold (a single configuration cannot constrain a force field).
+MIN_TRAINING_CONFIGURATIONS = 2
+
+
 def validate_inputs(inputs: dict[str, Any], ctx) -> str | None:
     """Check at submission what the engine would otherwise reject minutes later.
 
@@ -67,6 +71,11 @@ def validate_inputs(inputs: dict[str, Any], ctx) -> str | None:
         )
     training = inputs.get('training_set')
     validation = inputs.get('validation_set')
+    if training is not None and training.n_structures < MIN_TRAINING_CONFIGURATIONS:
+        return (
+            f'training_set {training.pk} holds {training.n_structures} configuration(s): at least '
+            f'{MIN_TRAINING_CONFIGURATIONS} are needed to train a model.'
+        )
     parameters = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
     try:
         writer.validate(

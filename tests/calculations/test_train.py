@@ -312,6 +312,12 @@ def test_nequip_needs_compile_code(train_inputs):
         instantiate_process(get_manager().get_runner(), TrainCalculation, **inputs)
 
 
+def test_single_configuration_training_set_is_refused(train_inputs, make_training_set):
+    one = make_training_set(n=1, seed=5)
+    with pytest.raises(ValueError, match=r'holds 1 configuration\(s\): at least 2'):
+        instantiate_process(get_manager().get_runner(), TrainCalculation, **train_inputs('mace', training_set=one))
+
+
 def test_validation_species_outside_the_model(train_inputs, make_training_set, lj_configurations):
     """A validation set with a species the training set lacks is refused (the model would not know it)."""
     from ase.build import bulk
