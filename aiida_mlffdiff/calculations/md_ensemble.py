@@ -1,0 +1,310 @@
+"""``MdEnsembleCalculation``: N independent MD replicas of one MLFF model at one temperature.
+
+The job runs the shipped driver ``md_ensemble.py`` (with ``evaluate_model.py``, whose calculator builder it
+imports) with the python of the model's engine environment. The driver spreads the replicas over
+``metadata.options.resources['num_mpiprocs_per_machine']`` worker processes (one process per core, one thread
+each: the thread variables are exported in the job script). Everything the job needs is written into, or copied
+to, its working directory: the drivers, the model file(s), the structure (``structure.extxyz``, the supercell
+if one was asked for) and the settings (``md_ensemble.json``).
+
+Only the ``ase`` engine exists for now; ``torch-sim`` (batched replicas) and ``lammps`` are planned and refused
+at submission with a message saying so.
+
+Parameters (``parameters`` Dict, checked at submission; units in the names):
+
+- ``temperature_K`` (required, > 0).
+- ``timestep_fs`` (default 1.0): > 0 and at most :data:`MAX_TIMESTEP_FS` — 2 fs if the structure contains H
+  (its vibrations have periods of ≈ 10 fs), 5 fs otherwise (the lightest usual mobile ion, Li, vibrates with
+  periods of ≳ 60 fs in solids).
+- ``equilibration_ps`` (default 1.0, ≥ 0), ``production_ps`` (required, > 0).
+- ``sampling_interval_fs`` (default 10 × timestep): a positive multiple of the timestep.
+- ``thermostat``: ``langevin`` (default), ``bussi`` or ``nose_hoover``; ``coupling`` (default per thermostat:
+  Langevin friction 0.001 /fs, i.e. 1 /ps, weak enough not to damp diffusion noticeably; Bussi τ 100 fs;
+  Nosé–Hoover damping time 100 fs). See the driver's docstring for why.
+- ``mobile_species`` (default ``'Li'``): must be in the structure, and must not be all of it.
+- ``n_replicas`` (default 4, ≥ 1); ``seeds`` (list of n_replicas distinct ints) or ``seed`` (base, default 0:
+  replica i gets ``seed + i``).
+- ``engine`` (default ``'ase'``).
+- ``max_failed_fraction`` (default 0.5, in [0, 1)): the parser fails the job (``ERROR_TOO_MANY_FAILED_REPLICAS``)
+  when a larger fraction of replicas blew up; it still attaches the MSD of the good ones.
+
+Submission errors: bad parameters, mobile species absent, species not covered by the model, a non-periodic
+cell, atoms closer than 0.5 Å, a code of another engine environment, a corrupted model file.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiida import orm
+from aiida.common.datastructures import CalcInfo, CodeInfo
+from aiida.common.folders import Folder
+from aiida.engine import CalcJob
+
+from ..data.mlff_model import MlffModel
+from ..data.msd import MsdData
+from ..drivers import driver_path
+from ..environments.engines import ENGINES, SINGLE_THREAD
+from ..functions.parameters import REQUIRED, Option, one_of, positive, validate_parameters
+from .evaluate import ENGINE_EXTRA
+
+__all__ = ('MAX_TIMESTEP_FS', 'MD_ENGINES', 'PARAMETERS', 'MdEnsembleCalculation', 'md_parameters')
+
+#: MD engines: only 'ase' runs now; the others are planned.
+MD_ENGINES = {'ase': True, 'torch-sim': False, 'lammps': False}
+THERMOSTATS = ('langevin', 'bussi', 'nose_hoover')
+#: Default coupling per thermostat: Langevin friction (1/fs), Bussi τ and Nosé–Hoover damping time (fs).
+DEFAULT_COUPLING = {'langevin': 0.001, 'bussi': 100.0, 'nose_hoover': 100.0}
+#: Largest timestep (fs) accepted: with hydrogen, without.
+MAX_TIMESTEP_FS = {'H': 2.0, 'default': 5.0}
+MIN_DISTANCE_A = 0.5
+
+
+def _non_negative(value) -> str | None:
+    return None if value >= 0 else 'must not be negative'
+
+
+def _at_least_one(value) -> str | None:
+    return None if value >= 1 else 'must be at least 1'
+
+
+def _failed_fraction(value) -> str | None:
+    return None if 0 <= value < 1 else 'must be in [0, 1)'
+
+
+def _seeds(value) -> str | None:
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 for seed in value):
+        return 'must be non-negative integers'
+    return None if len(set(value)) == len(value) else 'must be distinct'
+
+
+PARAMETERS = {
+    'temperature_K': Option(float, REQUIRED, 'target temperature, K', positive),
+    'timestep_fs': Option(float, 1.0, 'MD timestep, fs (≤ 2 fs with H, ≤ 5 fs otherwise)', positive),
+    'equilibration_ps': Option(float, 1.0, 'equilibration before sampling, ps', _non_negative),
+    'production_ps': Option(float, REQUIRED, 'sampled production run, ps', positive),
+    'sampling_interval_fs': Option((float, type(None)), None, 'time between frames, fs (default 10 timesteps)'),
+    'thermostat': Option(str, 'langevin', 'langevin, bussi or nose_hoover', one_of(*THERMOSTATS)),
+    'coupling': Option(
+        (float, type(None)), None, 'Langevin friction 1/fs (0.001) or Bussi/Nosé–Hoover time fs (100)', positive
+    ),
+    'mobile_species': Option(str, 'Li', 'element whose MSD is recorded'),
+    'n_replicas': Option(int, 4, 'independent replicas', _at_least_one),
+    'seeds': Option((list, type(None)), None, 'one seed per replica (else seed + i)', _seeds),
+    'seed': Option(int, 0, 'base seed: replica i gets seed + i', _non_negative),
+    'engine': Option(str, 'ase', 'MD engine: ase (torch-sim and lammps not yet supported)'),
+    'max_failed_fraction': Option(float, 0.5, 'largest tolerated fraction of failed replicas', _failed_fraction),
+}
+
+
+def md_parameters(raw, symbols) -> dict:
+    """The parameters completed with defaults (coupling, sampling interval, seeds), or ValueError."""
+    parameters = validate_parameters(raw, PARAMETERS, 'md_ensemble parameters')
+    problems = []
+    engine = parameters['engine']
+    if engine not in MD_ENGINES:
+        problems.append(f'engine {engine!r} is unknown (known: {", ".join(MD_ENGINES)})')
+    elif not MD_ENGINES[engine]:
+        planned = ', '.join(name for name, ready in MD_ENGINES.items() if not ready)
+        problems.append(f'engine {engine!r} is not yet supported (only ase runs now; planned: {planned})')
+    limit = MAX_TIMESTEP_FS['H'] if 'H' in symbols else MAX_TIMESTEP_FS['default']
+    timestep = parameters['timestep_fs']
+    if timestep > limit:
+        problems.append(
+            f'timestep_fs {timestep:g} exceeds {limit:g} fs (the limit {"with" if limit == 2 else "without"} H)'
+        )
+    if parameters['sampling_interval_fs'] is None:
+        parameters['sampling_interval_fs'] = 10 * timestep
+    stride = parameters['sampling_interval_fs'] / timestep
+    if stride < 1 - 1e-9 or abs(stride - round(stride)) > 1e-6:
+        problems.append(f'sampling_interval_fs {parameters["sampling_interval_fs"]:g} is not a multiple of timestep_fs')
+    elif parameters['production_ps'] * 1000 / parameters['sampling_interval_fs'] < 2 - 1e-9:
+        problems.append('production_ps must span at least two sampling intervals')
+    if parameters['coupling'] is None:
+        parameters['coupling'] = DEFAULT_COUPLING[parameters['thermostat']]
+    seeds = parameters['seeds']
+    if seeds is None:
+        parameters['seeds'] = [parameters['seed'] + i for i in range(parameters['n_replicas'])]
+    elif len(seeds) != parameters['n_replicas']:
+        problems.append(f'seeds has {len(seeds)} entries for n_replicas {parameters["n_replicas"]}')
+    mobile = parameters['mobile_species']
+    if mobile not in symbols:
+        problems.append(f'mobile_species {mobile} is not in the structure ({", ".join(sorted(set(symbols)))})')
+    elif set(symbols) == {mobile}:
+        problems.append(f'the structure holds only {mobile}: there is no framework')
+    if problems:
+        raise ValueError('invalid md_ensemble parameters: ' + '; '.join(problems) + '.')
+    return parameters
+
+
+def build_atoms(structure: orm.StructureData, supercell: orm.List | None):
+    """The ASE atoms of the MD cell: the structure, repeated by ``supercell`` if given."""
+    atoms = structure.get_ase()
+    if supercell is not None:
+        atoms = atoms.repeat(tuple(supercell.get_list()))
+    return atoms
+
+
+def validate_supercell(value, _=None) -> str | None:
+    if value is None:
+        return None
+    repeat = value.get_list()
+    if len(repeat) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in repeat):
+        return f'supercell must be three integers ≥ 1, got {repeat}.'
+    return None
+
+
+def validate_inputs(value, _=None) -> str | None:
+    """Submission-time checks of the parameters, the structure, the model and the code."""
+    from ase.neighborlist import neighbor_list
+
+    model, structure, code = value.get('model'), value.get('structure'), value.get('code')
+    if model is None or structure is None:
+        return None
+    if validate_supercell(value.get('supercell')):
+        return None  # the port reports it
+    if not all(structure.pbc):
+        return f'the structure must be periodic in all three directions, got pbc {structure.pbc}.'
+    atoms = build_atoms(structure, value.get('supercell'))
+    symbols = atoms.get_chemical_symbols()
+    parameters = value.get('parameters')
+    try:
+        md_parameters(parameters.get_dict() if parameters is not None else None, symbols)
+    except ValueError as exception:
+        return str(exception)
+    try:
+        model.check_species(set(symbols))
+    except ValueError as exception:
+        return f'the model cannot run this structure: {exception}'
+    distances = neighbor_list('d', atoms, MIN_DISTANCE_A)
+    if distances.size:
+        return f'atoms overlap in the MD cell: two are {distances.min():.3f} Å apart (< {MIN_DISTANCE_A} Å).'
+    if model.architecture == 'nequip' and model.target not in (None, 'ase'):
+        return f'{model.describe()} was compiled for the {model.target!r} target; ASE MD needs --target ase.'
+    engine = code.base.extras.get(ENGINE_EXTRA, None) if code is not None else None
+    if engine:
+        try:
+            model.require_engine(engine)
+        except ValueError as exception:
+            return f'code {code.full_label} runs the {engine!r} environment: {exception}'
+    try:
+        model.verify_checksum()
+    except ValueError as exception:
+        return str(exception)
+    return None
+
+
+class MdEnsembleCalculation(CalcJob):
+    """Independent MD replicas of one model at one temperature (ASE); MSD of the mobile species per replica."""
+
+    _DRIVER = 'md_ensemble.py'
+    _SHARED_DRIVER = 'evaluate_model.py'
+    _STRUCTURE = 'structure.extxyz'
+    _CONFIG = 'md_ensemble.json'
+    _OUTPUT = 'md_ensemble.npz'
+    _INFO = 'md_ensemble_info.json'
+    _STDOUT = 'md_ensemble.out'
+    _STDERR = 'md_ensemble.err'
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('model', valid_type=MlffModel, help='The model that drives the MD.')
+        spec.input('structure', valid_type=orm.StructureData, help='The periodic cell (Å).')
+        spec.input(
+            'supercell',
+            valid_type=orm.List,
+            required=False,
+            validator=validate_supercell,
+            help='Repetitions [n1, n2, n3] of the structure along its cell vectors.',
+        )
+        spec.input('parameters', valid_type=orm.Dict, help='MD settings; see the module docstring (units in keys).')
+        spec.inputs.validator = validate_inputs
+        options = spec.inputs['metadata']['options']
+        options['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+        options['withmpi'].default = False
+        options['parser_name'].default = 'mlffdiff.md_ensemble'
+        options['input_filename'].default = cls._CONFIG
+        options['output_filename'].default = cls._STDOUT
+
+        spec.output('msd', valid_type=MsdData, required=False, help='Tracer and collective MSD of the OK replicas.')
+        spec.output('thermo', valid_type=orm.Dict, help='Per-replica status, mean/std T (K), energy drift.')
+        spec.output('run_info', valid_type=orm.Dict, required=False, help='Versions, workers and timings (s).')
+        spec.default_output_node = 'thermo'
+
+        spec.exit_code(300, 'ERROR_MISSING_OUTPUT', message='The driver left no usable output: {message}')
+        spec.exit_code(
+            310, 'ERROR_MODEL_LOAD_FAILED', message='The engine environment could not load the model: {message}'
+        )
+        spec.exit_code(320, 'ERROR_MD_FAILED', message='The MD could not run: {message}')
+        spec.exit_code(330, 'ERROR_ALL_REPLICAS_FAILED', message='Every replica failed: {message}')
+        spec.exit_code(
+            340,
+            'ERROR_TOO_MANY_FAILED_REPLICAS',
+            message='More replicas failed than max_failed_fraction allows (MSD of the OK ones attached): {message}',
+        )
+
+    @property
+    def workers(self) -> int:
+        resources = self.inputs.metadata.options.resources
+        return int(resources.get('num_mpiprocs_per_machine') or resources.get('tot_num_mpiprocs') or 1)
+
+    def thread_variables(self) -> dict[str, str]:
+        """One thread per worker process, unless the user set the variables explicitly."""
+        variables = dict(SINGLE_THREAD)
+        for name, value in ENGINES[self.inputs.model.engine].environment.items():
+            variables[name] = '1' if name.endswith('INTRA_OP_PARALLELISM_THREADS') else value
+        user = self.inputs.metadata.options.get('environment_variables', None) or {}
+        return {name: value for name, value in variables.items() if name not in user}
+
+    def driver_config(self, atoms) -> dict:
+        model = self.inputs.model
+        parameters = md_parameters(self.inputs.parameters.get_dict(), atoms.get_chemical_symbols())
+        return {
+            'architecture': model.architecture,
+            'model': None if model.pretrained else model.filename,
+            'pretrained': model.model_name if model.pretrained else None,
+            'structure': self._STRUCTURE,
+            'workers': self.workers,
+            'threads': 1,
+            **{key: parameters[key] for key in PARAMETERS if key not in ('seed', 'max_failed_fraction')},
+        }
+
+    def prepare_for_submission(self, folder: Folder) -> CalcInfo:
+        """Write the drivers, the structure and the settings; copy the model file(s) from the repository."""
+        model = self.inputs.model
+        folder.insert_path(str(driver_path('md_ensemble')), self._DRIVER)
+        folder.insert_path(str(driver_path('evaluate_model')), self._SHARED_DRIVER)
+        atoms = build_atoms(self.inputs.structure, self.inputs.get('supercell'))
+        with folder.open(self._STRUCTURE, 'w') as handle:
+            atoms.write(handle, format='extxyz')
+        with folder.open(self._CONFIG, 'w') as handle:
+            json.dump(self.driver_config(atoms), handle, indent=2, sort_keys=True)
+
+        local_copy_list = []
+        if not model.pretrained:
+            for name in [model.filename, *model.extra_files]:
+                local_copy_list.append((model.uuid, name, name))
+
+        codeinfo = CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = [
+            self._DRIVER,
+            '--config',
+            self._CONFIG,
+            '--output',
+            self._OUTPUT,
+            '--info',
+            self._INFO,
+        ]
+        codeinfo.stdout_name = self._STDOUT
+        codeinfo.stderr_name = self._STDERR
+
+        calcinfo = CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.local_copy_list = local_copy_list
+        calcinfo.remote_copy_list = []
+        calcinfo.retrieve_list = [self._OUTPUT, self._INFO, self._STDOUT, self._STDERR]
+        calcinfo.provenance_exclude_list = [name for _, name, _ in local_copy_list]
+        calcinfo.prepend_text = '\n'.join(f'export {name}={value}' for name, value in self.thread_variables().items())
+        return calcinfo

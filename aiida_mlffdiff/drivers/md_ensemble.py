@@ -1,0 +1,425 @@
+#!/usr/bin/env python
+"""Run N independent MD replicas of one model at one temperature with ASE (stand-alone driver, no AiiDA import).
+
+Shipped into a CalcJob's folder next to ``evaluate_model.py`` (whose calculator builder it imports, so that both
+drivers load models the same way) and run by the python of the ENGINE environment::
+
+    python md_ensemble.py --config md_ensemble.json
+
+The configuration (JSON) names the model (``architecture``, ``model`` file or ``pretrained`` name), the structure
+file (extxyz, the cell the MD runs in), the MD settings (``temperature_K``, ``timestep_fs``, ``equilibration_ps``,
+``production_ps``, ``sampling_interval_fs``, ``thermostat`` and its ``coupling``), the ``mobile_species``, the
+replica ``seeds`` and the number of ``workers`` (processes; one thread each).
+
+Dynamics (ASE 3.29; positions are never wrapped by the integrators, so ``atoms.positions`` are unwrapped):
+
+- ``langevin`` (default): :class:`ase.md.langevin.Langevin`, ``coupling`` = friction in 1/fs, default 0.001/fs
+  (1/ps). A friction γ slows diffusion by roughly 1/(1 + γτ) with τ the velocity-correlation time (≈ 0.05–0.2 ps
+  for Li in solids): 1/ps keeps the bias at the per-cent level while still thermalising within a few ps; the
+  0.01–0.02/fs often used for equilibration would damp D by tens of per cent.
+- ``bussi``: :class:`ase.md.bussi.Bussi` (stochastic velocity rescaling), ``coupling`` = τ in fs (default 100 fs).
+- ``nose_hoover``: :class:`ase.md.nose_hoover_chain.NoseHooverChainNVT` (chain of 3), ``coupling`` = damping
+  time in fs (default 100 fs).
+
+Initial velocities: Maxwell–Boltzmann at the target temperature from the replica's seed (total momentum removed);
+the thermostat's noise uses the same seeded generator, so a replica is reproducible from its seed.
+
+Every sampling interval (equilibration included) a replica is checked; the first problem stops it and is
+recorded as its status: ``nan`` (non-finite positions, energy or forces), ``atoms_too_close`` (two atoms closer
+than 0.5 Å), ``temperature_runaway`` (instantaneous T above 3 × the target) or ``error`` (the model raised).
+The other replicas go on.
+
+Writes
+
+- ``md_ensemble.npz``: ``positions_A`` (n_replicas, n_frames, n_mobile, 3) unwrapped positions of the mobile
+  ions, ``framework_com_A`` (n_replicas, n_frames, 3) displacement of the framework's centre of mass (masses)
+  from the first production frame, ``time_ps`` (n_frames,) from 0, ``n_frames_done`` (n_replicas,),
+  ``temperature_mean_K``, ``temperature_std_K`` (production), ``energy_drift_eV_atom_ps`` (slope of the
+  conserved energy of the thermostat — total energy + thermostat energy for Bussi and Nosé–Hoover; the plain
+  total energy for Langevin, which conserves nothing, so there it only flags gross errors), ``seeds``,
+  ``status`` (n_replicas,) strings, ``mobile_indices``, ``masses`` and ``species``. Frames a replica did not
+  reach are NaN.
+- ``md_ensemble_info.json``: ``status``, ``message``, versions, worker/thread counts, per-replica messages and
+  timings (s) including the share of time spent in the model.
+
+Exit status: 0 success (whatever the replicas' statuses: the parser judges them), 2 bad configuration, 3 the
+model (or its engine package) does not load, 5 the MD could not run at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# the sibling driver, shipped next to this one
+from evaluate_model import (
+    ENGINE_PACKAGES,
+    EXIT_MODEL_LOAD_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    DriverError,
+    build_calculator,
+    import_engine,
+    set_threads,
+    version,
+)
+
+EXIT_MD_FAILED = 5
+THERMOSTATS = ('langevin', 'bussi', 'nose_hoover')
+#: Default coupling per thermostat: Langevin friction (1/fs), Bussi and Nosé–Hoover time constants (fs).
+DEFAULT_COUPLING = {'langevin': 0.001, 'bussi': 100.0, 'nose_hoover': 100.0}
+MIN_DISTANCE_A = 0.5
+RUNAWAY_FACTOR = 3.0
+STATUSES = ('ok', 'nan', 'atoms_too_close', 'temperature_runaway', 'error')
+REQUIRED_KEYS = (
+    'architecture',
+    'structure',
+    'temperature_K',
+    'timestep_fs',
+    'equilibration_ps',
+    'production_ps',
+    'sampling_interval_fs',
+    'thermostat',
+    'mobile_species',
+    'seeds',
+)
+
+_CALCULATOR = {}
+
+
+def read_config(path: Path) -> dict:
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exception:
+        raise DriverError('bad_config', EXIT_USAGE, f'cannot read {path}: {exception}') from exception
+    missing = [key for key in REQUIRED_KEYS if key not in config]
+    if missing:
+        raise DriverError('bad_config', EXIT_USAGE, f'{path} lacks {", ".join(missing)}.')
+    if config['architecture'] not in ENGINE_PACKAGES:
+        raise DriverError('bad_config', EXIT_USAGE, f'unknown architecture {config["architecture"]!r}.')
+    if config['thermostat'] not in THERMOSTATS:
+        raise DriverError('bad_config', EXIT_USAGE, f'unknown thermostat {config["thermostat"]!r}.')
+    if not config.get('model') and not config.get('pretrained'):
+        raise DriverError('bad_config', EXIT_USAGE, f'{path} names neither a model file nor a pretrained model.')
+    steps = config['sampling_interval_fs'] / config['timestep_fs']
+    if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+        raise DriverError('bad_config', EXIT_USAGE, 'sampling_interval_fs must be a multiple of timestep_fs.')
+    return config
+
+
+def calculator(config: dict):
+    """The ASE calculator of this process (built once per worker)."""
+    if 'calc' not in _CALCULATOR:
+        import_engine(config['architecture'])
+        model = Path(config['model']) if config.get('model') else None
+        if model is not None and not model.is_file():
+            raise DriverError('model_load_failed', EXIT_MODEL_LOAD_FAILED, f'model file {model} does not exist.')
+        try:
+            _CALCULATOR['calc'] = build_calculator(
+                config['architecture'], model, config.get('pretrained'), config.get('device', 'cpu')
+            )
+        except Exception as exception:
+            detail = str(exception).strip().splitlines()[0] if str(exception).strip() else ''
+            raise DriverError(
+                'model_load_failed',
+                EXIT_MODEL_LOAD_FAILED,
+                f'{config["architecture"]} could not load {model or config.get("pretrained")} with {sys.executable}: '
+                f'{type(exception).__name__}: {detail}',
+            ) from exception
+        timer = {'model_s': 0.0, 'calls': 0}
+        original = _CALCULATOR['calc'].calculate
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                timer['model_s'] += time.perf_counter() - started
+                timer['calls'] += 1
+
+        _CALCULATOR['calc'].calculate = timed
+        _CALCULATOR['timer'] = timer
+    return _CALCULATOR['calc'], _CALCULATOR['timer']
+
+
+def make_dynamics(atoms, config: dict, rng):
+    from ase import units
+
+    timestep = config['timestep_fs'] * units.fs
+    temperature = config['temperature_K']
+    thermostat = config['thermostat']
+    coupling = config.get('coupling') or DEFAULT_COUPLING[thermostat]
+    if thermostat == 'langevin':
+        from ase.constraints import FixCom
+        from ase.md.langevin import Langevin
+
+        # ASE >= 3.28 deprecates fixcm=True (not exactly NVT); FixCom removes the centre-of-mass motion instead
+        atoms.set_constraint(FixCom())
+        return Langevin(atoms, timestep, temperature_K=temperature, friction=coupling / units.fs, fixcm=False, rng=rng)
+    if thermostat == 'bussi':
+        from ase.md.bussi import Bussi
+
+        return Bussi(atoms, timestep, temperature_K=temperature, taut=coupling * units.fs, rng=rng)
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+
+    return NoseHooverChainNVT(atoms, timestep, temperature_K=temperature, tdamp=coupling * units.fs)
+
+
+def conserved_energy(dynamics, atoms, thermostat: str) -> float:
+    total = atoms.get_potential_energy() + atoms.get_kinetic_energy()
+    if thermostat == 'bussi':
+        return total - dynamics.transferred_energy
+    if thermostat == 'nose_hoover':
+        return dynamics.get_conserved_energy()
+    return total
+
+
+def check(atoms, target_K: float) -> tuple[str, str]:  # noqa: N803
+    """The status of a replica at a sample: ``('ok', '')`` or the problem and a one-line message."""
+    import numpy as np
+    from ase.neighborlist import neighbor_list
+
+    positions = atoms.positions
+    if not np.isfinite(positions).all():
+        return 'nan', 'non-finite positions'
+    try:
+        energy = atoms.get_potential_energy()
+        forces = atoms.get_forces()
+    except Exception as exception:  # the model raised
+        return 'error', f'{type(exception).__name__}: {exception}'
+    if not (math.isfinite(energy) and np.isfinite(forces).all()):
+        return 'nan', 'non-finite energy or forces'
+    distances = neighbor_list('d', atoms, MIN_DISTANCE_A)
+    if distances.size:
+        return 'atoms_too_close', f'two atoms {distances.min():.3f} Å apart (< {MIN_DISTANCE_A} Å)'
+    temperature = atoms.get_temperature()
+    if not math.isfinite(temperature):
+        return 'nan', 'non-finite temperature'
+    if temperature > RUNAWAY_FACTOR * target_K:
+        return 'temperature_runaway', f'T = {temperature:.0f} K > {RUNAWAY_FACTOR:g} × {target_K:g} K'
+    return 'ok', ''
+
+
+def run_replica(task: tuple[dict, int, int]) -> dict:
+    """One replica: equilibrate, then sample the production run. Runs in a worker process (one thread)."""
+    config, index, seed = task
+    import numpy as np
+
+    set_threads(int(config.get('threads', 1)))
+    import ase.io
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    started = time.perf_counter()
+    calc, timer = calculator(config)
+    model_before, calls_before = timer['model_s'], timer['calls']
+    atoms = ase.io.read(config['structure'], format='extxyz')
+    atoms.calc = calc
+    symbols = np.array(atoms.get_chemical_symbols())
+    mobile = np.flatnonzero(symbols == config['mobile_species'])
+    framework = np.flatnonzero(symbols != config['mobile_species'])
+    masses = atoms.get_masses()
+    weights = masses[framework] / masses[framework].sum() if framework.size else None
+
+    target = float(config['temperature_K'])
+    stride = round(config['sampling_interval_fs'] / config['timestep_fs'])
+    sample_ps = config['sampling_interval_fs'] / 1000.0
+    n_equilibration = round(config['equilibration_ps'] / sample_ps)
+    n_frames = round(config['production_ps'] / sample_ps) + 1
+    positions = np.full((n_frames, mobile.size, 3), np.nan)
+    com = np.full((n_frames, 3), np.nan)
+    temperatures, energies = [], []
+
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=target, rng=rng)
+    Stationary(atoms)
+    dynamics = make_dynamics(atoms, config, rng)
+    status, message, done = 'ok', '', 0
+    try:
+        status, message = check(atoms, target)
+        for _ in range(n_equilibration if status == 'ok' else 0):
+            dynamics.run(stride)
+            status, message = check(atoms, target)
+            if status != 'ok':
+                message = f'equilibration: {message}'
+                break
+        com0 = None
+        for frame in range(n_frames if status == 'ok' else 0):
+            if frame:
+                dynamics.run(stride)
+                status, message = check(atoms, target)
+                if status != 'ok':
+                    message = f'production frame {frame}: {message}'
+                    break
+            positions[frame] = atoms.positions[mobile]
+            if weights is not None:
+                centre = weights @ atoms.positions[framework]
+                com0 = centre if com0 is None else com0
+                com[frame] = centre - com0
+            else:
+                com[frame] = 0.0
+            temperatures.append(atoms.get_temperature())
+            energies.append(conserved_energy(dynamics, atoms, config['thermostat']) / len(atoms))
+            done = frame + 1
+    except Exception as exception:
+        status, message = 'error', f'{type(exception).__name__}: {exception}'
+        traceback.print_exc()
+
+    if len(energies) >= 2:
+        times = np.arange(len(energies)) * sample_ps
+        drift = float(np.polyfit(times, np.asarray(energies), 1)[0])
+    else:
+        drift = float('nan')
+    elapsed = time.perf_counter() - started
+    steps = (n_equilibration + max(done - 1, 0)) * stride
+    return {
+        'index': index,
+        'seed': seed,
+        'status': status,
+        'message': message,
+        'positions': positions,
+        'com': com,
+        'n_frames_done': done,
+        'temperature_mean_K': float(np.mean(temperatures)) if temperatures else float('nan'),
+        'temperature_std_K': float(np.std(temperatures)) if temperatures else float('nan'),
+        'energy_drift_eV_atom_ps': drift,
+        'wall_s': elapsed,
+        'model_s': timer['model_s'] - model_before,
+        'model_calls': timer['calls'] - calls_before,
+        'md_steps': steps,
+        'atom_steps_per_s': steps * len(atoms) / elapsed if elapsed > 0 else float('nan'),
+        'pid': os.getpid(),
+        'mobile': mobile,
+        'masses': masses,
+        'species': symbols,
+    }
+
+
+def _worker_init(threads: int) -> None:
+    set_threads(threads)
+
+
+def run_ensemble(config: dict) -> list[dict]:
+    seeds = [int(seed) for seed in config['seeds']]
+    tasks = [(config, index, seed) for index, seed in enumerate(seeds)]
+    workers = max(1, min(int(config.get('workers', 1)), len(tasks)))
+    threads = int(config.get('threads', 1))
+    if workers == 1:
+        set_threads(threads)
+        return [run_replica(task) for task in tasks]
+    context = multiprocessing.get_context(config.get('start_method', 'spawn'))
+    with context.Pool(processes=workers, initializer=_worker_init, initargs=(threads,), maxtasksperchild=None) as pool:
+        return sorted(pool.map(run_replica, tasks, chunksize=1), key=lambda result: result['index'])
+
+
+def versions(architecture: str) -> dict:
+    distribution = ENGINE_PACKAGES[architecture][1]
+    return {
+        'python': platform.python_version(),
+        'numpy': version('numpy'),
+        'ase': version('ase'),
+        'torch': version('torch'),
+        'engine_package': distribution,
+        'engine_version': version(distribution),
+    }
+
+
+def write_outputs(results: list[dict], config: dict, output: Path) -> None:
+    import numpy as np
+
+    sample_ps = config['sampling_interval_fs'] / 1000.0
+    n_frames = results[0]['positions'].shape[0]
+    np.savez_compressed(
+        output,
+        positions_A=np.stack([r['positions'] for r in results]),
+        framework_com_A=np.stack([r['com'] for r in results]),
+        time_ps=np.arange(n_frames) * sample_ps,
+        n_frames_done=np.array([r['n_frames_done'] for r in results], dtype=np.int64),
+        temperature_mean_K=np.array([r['temperature_mean_K'] for r in results]),
+        temperature_std_K=np.array([r['temperature_std_K'] for r in results]),
+        energy_drift_eV_atom_ps=np.array([r['energy_drift_eV_atom_ps'] for r in results]),
+        seeds=np.array([r['seed'] for r in results], dtype=np.int64),
+        status=np.array([r['status'] for r in results], dtype='<U24'),
+        mobile_indices=results[0]['mobile'].astype(np.int64),
+        masses=results[0]['masses'],
+        species=results[0]['species'].astype('<U3'),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--config', type=Path, default=Path('md_ensemble.json'))
+    parser.add_argument('--output', type=Path, default=Path('md_ensemble.npz'))
+    parser.add_argument('--info', type=Path, default=Path('md_ensemble_info.json'))
+    arguments = parser.parse_args(argv)
+    started = time.perf_counter()
+    info = {'status': 'running', 'message': '', 'executable': sys.executable, 'timing': {}}
+    try:
+        config = read_config(arguments.config)
+        info.update(
+            architecture=config['architecture'],
+            workers=int(config.get('workers', 1)),
+            threads_per_worker=int(config.get('threads', 1)),
+            versions=versions(config['architecture']),
+        )
+        set_threads(int(config.get('threads', 1)))
+        loading = time.perf_counter()
+        calculator(config)  # fail early, in the main process, if the model does not load
+        info['timing']['load_model_s'] = time.perf_counter() - loading
+        md_started = time.perf_counter()
+        try:
+            results = run_ensemble(config)
+        except DriverError:
+            raise
+        except Exception as exception:
+            traceback.print_exc()
+            raise DriverError(
+                'md_failed', EXIT_MD_FAILED, f'the ensemble could not run: {type(exception).__name__}: {exception}'
+            ) from exception
+        info['timing']['md_wall_s'] = time.perf_counter() - md_started
+    except DriverError as error:
+        info.update(status=error.status, message=error.message)
+        info['timing']['total_s'] = time.perf_counter() - started
+        arguments.info.write_text(json.dumps(info, indent=2, sort_keys=True))
+        print(f'ERROR: {error.message}', file=sys.stderr, flush=True)
+        return error.exit_code
+
+    write_outputs(results, config, arguments.output)
+    replica_wall = sum(r['wall_s'] for r in results)
+    model_time = sum(r['model_s'] for r in results)
+    atom_steps = sum(r['md_steps'] for r in results) * len(results[0]['species'])
+    statuses = [r['status'] for r in results]
+    info.update(
+        status='ok',
+        message=f'{statuses.count("ok")} of {len(results)} replicas ok',
+        replicas=[
+            {key: r[key] for key in ('index', 'seed', 'status', 'message', 'n_frames_done', 'wall_s', 'model_s', 'pid')}
+            for r in results
+        ],
+        n_atoms=len(results[0]['species']),
+        atom_steps=atom_steps,
+    )
+    info['timing'].update(
+        replica_cpu_s=replica_wall,
+        model_s=model_time,
+        model_share=model_time / replica_wall if replica_wall > 0 else None,
+        atom_steps_per_replica_s=atom_steps / replica_wall if replica_wall > 0 else None,
+        atom_steps_per_wall_s=atom_steps / info['timing']['md_wall_s'] if info['timing']['md_wall_s'] > 0 else None,
+        total_s=time.perf_counter() - started,
+    )
+    arguments.info.write_text(json.dumps(info, indent=2, sort_keys=True))
+    print(f'md_ensemble: {info["message"]} in {info["timing"]["md_wall_s"]:.1f} s', flush=True)
+    return EXIT_OK
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""``MdEnsembleParser``: MSD of the healthy replicas of an :class:`MdEnsembleCalculation`, and their thermo.
+
+Reads only the retrieved files (``md_ensemble_info.json``, ``md_ensemble.npz``, the driver's stderr). Outputs
+
+- ``thermo`` (Dict, always when the npz is readable): per replica ``status`` (ok, nan, atoms_too_close,
+  temperature_runaway, error), ``seed``, ``n_frames_done``, ``temperature_mean_K``, ``temperature_std_K``,
+  ``energy_drift_eV_atom_ps``; ``n_replicas``, ``n_ok``, ``n_excluded``, ``excluded`` (indices) and
+  ``max_failed_fraction``.
+- ``msd`` (MsdData): tracer and collective MSD (Å²) of the mobile species for the OK replicas only, each
+  corrected for the drift of its framework's centre of mass; ``temperature_K``, ``species``, ``n_ions`` and
+  ``volume_A3`` (of the MD cell) set.
+- ``run_info`` (Dict): versions, workers, timings (s), model-call share.
+
+Exit codes: ``ERROR_MISSING_OUTPUT`` (300: files absent or unreadable), ``ERROR_MODEL_LOAD_FAILED`` (310),
+``ERROR_MD_FAILED`` (320), ``ERROR_ALL_REPLICAS_FAILED`` (330: ``thermo`` attached, no ``msd``),
+``ERROR_TOO_MANY_FAILED_REPLICAS`` (340: more than ``max_failed_fraction`` of the replicas failed; ``thermo``
+and the ``msd`` of the OK replicas are still attached so that nothing computed is lost, but the job is marked
+failed so that a workflow does not use a possibly biased ensemble — a replica that blew up may have been in a
+region of configuration space that the surviving ones under-sample).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ExitCode
+from aiida.parsers import Parser
+
+from ..analysis import collective_msd, tracer_msd
+from ..calculations.md_ensemble import MdEnsembleCalculation, build_atoms
+from ..data.msd import MsdData
+
+__all__ = ('MdEnsembleParser',)
+
+FAILURES = {
+    'model_load_failed': 'ERROR_MODEL_LOAD_FAILED',
+    'md_failed': 'ERROR_MD_FAILED',
+    'bad_config': 'ERROR_MD_FAILED',
+}
+REQUIRED_ARRAYS = (
+    'positions_A',
+    'framework_com_A',
+    'time_ps',
+    'status',
+    'temperature_mean_K',
+    'temperature_std_K',
+    'energy_drift_eV_atom_ps',
+    'seeds',
+    'n_frames_done',
+)
+
+
+def _finite_or_none(value) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+class MdEnsembleParser(Parser):
+    """Parse an :class:`MdEnsembleCalculation`: MSD of the OK replicas and per-replica thermo."""
+
+    def _content(self, name: str, mode: str = 'r'):
+        if name not in self.retrieved.base.repository.list_object_names():
+            return None
+        return self.retrieved.base.repository.get_object_content(name, mode=mode)
+
+    def _stderr_hint(self) -> str:
+        stderr = (self._content(MdEnsembleCalculation._STDERR) or '').strip().splitlines()
+        lines = [line for line in stderr if line.strip()]
+        return f'last line of stderr: {lines[-1].strip()}' if lines else 'stderr empty'
+
+    def _exit(self, name: str, message: str) -> ExitCode:
+        return self.exit_codes[name].format(message=message)
+
+    def parse(self, **kwargs) -> ExitCode | None:
+        info_text = self._content(MdEnsembleCalculation._INFO)
+        if info_text is None:
+            return self._exit(
+                'ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._INFO} not retrieved ({self._stderr_hint()})'
+            )
+        try:
+            info = json.loads(info_text)
+        except json.JSONDecodeError as exception:
+            return self._exit('ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._INFO} is not JSON: {exception}')
+        status = info.get('status')
+        if status in FAILURES:
+            return self._exit(FAILURES[status], info.get('message') or self._stderr_hint())
+        if status != 'ok':
+            return self._exit(
+                'ERROR_MISSING_OUTPUT', f'the driver stopped with status {status!r} ({self._stderr_hint()})'
+            )
+
+        raw = self._content(MdEnsembleCalculation._OUTPUT, mode='rb')
+        if raw is None:
+            return self._exit('ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._OUTPUT} not retrieved')
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
+        except (OSError, ValueError) as exception:
+            return self._exit('ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._OUTPUT} unreadable: {exception}')
+        missing = [key for key in REQUIRED_ARRAYS if key not in arrays]
+        if missing:
+            return self._exit('ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._OUTPUT} lacks {", ".join(missing)}')
+
+        self.out('run_info', orm.Dict(info))
+        parameters = self.node.inputs.parameters.get_dict()
+        max_failed = float(parameters.get('max_failed_fraction', 0.5))
+        statuses = [str(s) for s in arrays['status']]
+        n_frames = arrays['time_ps'].size
+        ok = [
+            i
+            for i, s in enumerate(statuses)
+            if s == 'ok'
+            and arrays['n_frames_done'][i] == n_frames
+            and np.isfinite(arrays['positions_A'][i]).all()
+            and np.isfinite(arrays['framework_com_A'][i]).all()
+        ]
+        excluded = [i for i in range(len(statuses)) if i not in ok]
+        replicas = [
+            {
+                'index': i,
+                'seed': int(arrays['seeds'][i]),
+                'status': statuses[i],
+                'n_frames_done': int(arrays['n_frames_done'][i]),
+                'temperature_mean_K': _finite_or_none(arrays['temperature_mean_K'][i]),
+                'temperature_std_K': _finite_or_none(arrays['temperature_std_K'][i]),
+                'energy_drift_eV_atom_ps': _finite_or_none(arrays['energy_drift_eV_atom_ps'][i]),
+            }
+            for i in range(len(statuses))
+        ]
+        messages = {r['index']: r.get('message', '') for r in info.get('replicas', [])}
+        for replica in replicas:
+            replica['message'] = messages.get(replica['index'], '')
+        self.out(
+            'thermo',
+            orm.Dict(
+                {
+                    'replicas': replicas,
+                    'n_replicas': len(statuses),
+                    'n_ok': len(ok),
+                    'n_excluded': len(excluded),
+                    'excluded': excluded,
+                    'max_failed_fraction': max_failed,
+                }
+            ),
+        )
+        summary = ', '.join(f'replica {i}: {statuses[i]} {messages.get(i, "")}'.strip() for i in excluded)
+        if not ok:
+            return self._exit('ERROR_ALL_REPLICAS_FAILED', summary)
+
+        drift = arrays['framework_com_A']
+        positions = arrays['positions_A']
+        tracer = np.stack([tracer_msd(positions[i], drift=drift[i]) for i in ok])
+        collective = np.stack([collective_msd(positions[i], drift=drift[i]) for i in ok])
+        inputs = self.node.inputs
+        atoms = build_atoms(inputs.structure, inputs.supercell if 'supercell' in inputs else None)
+        msd = MsdData(
+            time_ps=arrays['time_ps'],
+            msd_A2=tracer,
+            collective_msd_A2=collective,
+            species=parameters.get('mobile_species', 'Li'),
+            n_ions=positions.shape[2],
+            volume_A3=float(atoms.get_volume()),
+            temperature_K=float(parameters['temperature_K']),
+            source=f'MdEnsembleCalculation {self.node.uuid}: {len(ok)} of {len(statuses)} replicas',
+        )
+        self.out('msd', msd)
+        if len(excluded) / len(statuses) > max_failed:
+            return self._exit(
+                'ERROR_TOO_MANY_FAILED_REPLICAS',
+                f'{len(excluded)} of {len(statuses)} failed (> {max_failed:g}): {summary}',
+            )
+        return None

@@ -1,0 +1,339 @@
+"""``MdEnsembleCalculation``: folder, command line, workers and threads; submission errors; real ASE ensembles."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import time
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.common.folders import Folder
+from aiida.engine import run_get_node
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+from ase import Atoms
+
+from aiida_mlffdiff.calculations.md_ensemble import MdEnsembleCalculation
+from aiida_mlffdiff.data.mlff_model import MlffModel
+from aiida_mlffdiff.data.msd import MsdData
+from aiida_mlffdiff.drivers import driver_path
+
+LPSC = ['Cl', 'Li', 'P', 'S']
+
+
+@pytest.fixture
+def stand_in_model(tmp_path):
+    """``stand_in_model(species=LPSC, engine='mace')``: a stored MlffModel whose file is only bytes (never run)."""
+
+    def factory(species=LPSC, engine='mace', architecture='mace'):
+        path = tmp_path / 'model_compiled.model'
+        path.write_bytes(f'{architecture} stand-in'.encode())
+        return MlffModel.from_file(
+            path, architecture=architecture, species=species, cutoff_A=4.0, engine=engine
+        ).store()
+
+    return factory
+
+
+@pytest.fixture
+def engine_python(aiida_code_installed):
+    def factory(engine: str | None = 'mace'):
+        code = aiida_code_installed(label=f'python-{engine}', filepath_executable='/opt/envs/engine/bin/python')
+        if engine is not None:
+            code.base.extras.set('mlffdiff_engine', engine)
+        return code
+
+    return factory
+
+
+@pytest.fixture
+def lpsc_structure(lj_configurations):
+    """The first LJ test configuration (8-atom Li4PS2Cl cell) as a StructureData."""
+    return orm.StructureData(ase=lj_configurations(n=1, seed=0)[0]).store()
+
+
+def prepare(folder_path: pathlib.Path, **inputs):
+    process = instantiate_process(get_manager().get_runner(), MdEnsembleCalculation, **inputs)
+    folder_path.mkdir(parents=True, exist_ok=True)
+    folder = Folder(str(folder_path))
+    return process, process.prepare_for_submission(folder), folder
+
+
+def exports(calcinfo) -> dict[str, str]:
+    lines = [line for line in calcinfo.prepend_text.splitlines() if line.startswith('export ')]
+    return dict(line.removeprefix('export ').split('=', 1) for line in lines)
+
+
+BASE = {'temperature_K': 600.0, 'production_ps': 1.0, 'n_replicas': 3}
+
+
+def test_prepare(stand_in_model, engine_python, lpsc_structure, tmp_path):
+    model = stand_in_model()
+    inputs = {
+        'code': engine_python(),
+        'model': model,
+        'structure': lpsc_structure,
+        'supercell': orm.List([2, 1, 1]),
+        'parameters': orm.Dict({**BASE, 'seed': 10, 'timestep_fs': 2.0}),
+        'metadata': {'options': {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 2}}},
+    }
+    _, calcinfo, folder = prepare(tmp_path / 'sandbox', **inputs)
+    sandbox = tmp_path / 'sandbox'
+    assert sorted(folder.get_content_list()) == [
+        'evaluate_model.py',
+        'md_ensemble.json',
+        'md_ensemble.py',
+        'structure.extxyz',
+    ]
+    assert (sandbox / 'md_ensemble.py').read_text() == driver_path('md_ensemble').read_text()
+    assert (sandbox / 'evaluate_model.py').read_text() == driver_path('evaluate_model').read_text()
+    config = json.loads((sandbox / 'md_ensemble.json').read_text())
+    assert config['workers'] == 2
+    assert config['threads'] == 1
+    assert config['seeds'] == [10, 11, 12]
+    assert config['model'] == 'model_compiled.model'
+    assert config['pretrained'] is None
+    assert config['thermostat'] == 'langevin'
+    assert config['coupling'] == 0.001
+    assert config['sampling_interval_fs'] == 20.0
+    assert config['engine'] == 'ase'
+    import ase.io
+
+    atoms = ase.io.read(sandbox / 'structure.extxyz')
+    assert len(atoms) == 2 * len(lpsc_structure.sites)
+    assert calcinfo.local_copy_list == [(model.uuid, model.filename, model.filename)]
+    (codeinfo,) = calcinfo.codes_info
+    assert codeinfo.cmdline_params == [
+        'md_ensemble.py',
+        '--config',
+        'md_ensemble.json',
+        '--output',
+        'md_ensemble.npz',
+        '--info',
+        'md_ensemble_info.json',
+    ]
+    assert sorted(calcinfo.retrieve_list) == [
+        'md_ensemble.err',
+        'md_ensemble.npz',
+        'md_ensemble.out',
+        'md_ensemble_info.json',
+    ]
+    assert exports(calcinfo) == {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1'}
+
+
+def test_explicit_seeds_and_thermostat(stand_in_model, engine_python, lpsc_structure, tmp_path):
+    parameters = {**BASE, 'seeds': [7, 3, 99], 'thermostat': 'bussi', 'sampling_interval_fs': 5.0}
+    _, _, _ = prepare(
+        tmp_path,
+        code=engine_python(),
+        model=stand_in_model(),
+        structure=lpsc_structure,
+        parameters=orm.Dict(parameters),
+    )
+    config = json.loads((tmp_path / 'md_ensemble.json').read_text())
+    assert config['seeds'] == [7, 3, 99]
+    assert config['coupling'] == 100.0
+    assert config['workers'] == 1
+
+
+def _structure(symbols, positions, cell=(8.0, 8.0, 8.0), pbc=True):
+    return orm.StructureData(ase=Atoms(symbols, positions=positions, cell=np.diag(cell), pbc=pbc)).store()
+
+
+@pytest.mark.parametrize(
+    ('parameters', 'message'),
+    [
+        ({'production_ps': 1.0}, 'temperature_K is required'),
+        ({**BASE, 'temperature_K': -5.0}, 'temperature_K must be positive'),
+        ({**BASE, 'timestep_fs': 6.0}, 'exceeds 5 fs'),
+        ({**BASE, 'equilibration_ps': -1.0}, 'equilibration_ps must not be negative'),
+        ({**BASE, 'production_ps': 0.0}, 'production_ps must be positive'),
+        ({**BASE, 'sampling_interval_fs': 2.5}, 'not a multiple of timestep_fs'),
+        ({**BASE, 'thermostat': 'berendsen'}, 'thermostat must be one of'),
+        ({**BASE, 'n_replicas': 0}, 'n_replicas must be at least 1'),
+        ({**BASE, 'seeds': [1, 2]}, 'seeds has 2 entries for n_replicas 3'),
+        ({**BASE, 'seeds': [1, 1, 2]}, 'seeds must be distinct'),
+        ({**BASE, 'mobile_species': 'Na'}, 'mobile_species Na is not in the structure'),
+        ({**BASE, 'engine': 'torch-sim'}, "engine 'torch-sim' is not yet supported"),
+        ({**BASE, 'engine': 'lammps'}, 'planned: torch-sim, lammps'),
+        ({**BASE, 'engine': 'gromacs'}, "engine 'gromacs' is unknown"),
+        ({**BASE, 'friction': 0.01}, 'unknown key'),
+        ({**BASE, 'max_failed_fraction': 1.0}, 'max_failed_fraction must be in'),
+    ],
+)
+def test_bad_parameters(parameters, message, stand_in_model, engine_python, lpsc_structure):
+    with pytest.raises(ValueError, match=message):
+        instantiate_process(
+            get_manager().get_runner(),
+            MdEnsembleCalculation,
+            code=engine_python(),
+            model=stand_in_model(),
+            structure=lpsc_structure,
+            parameters=orm.Dict(parameters),
+        )
+
+
+def test_hydrogen_timestep_limit(stand_in_model, engine_python):
+    structure = _structure(['Li', 'H', 'S'], [[0, 0, 0], [2, 2, 2], [4, 4, 4]])
+    with pytest.raises(ValueError, match='exceeds 2 fs'):
+        instantiate_process(
+            get_manager().get_runner(),
+            MdEnsembleCalculation,
+            code=engine_python(),
+            model=stand_in_model(species=['H', 'Li', 'S']),
+            structure=structure,
+            parameters=orm.Dict({**BASE, 'timestep_fs': 3.0}),
+        )
+
+
+@pytest.mark.parametrize(
+    ('case', 'message'),
+    [
+        ('species', 'does not cover O'),
+        ('pbc', 'must be periodic'),
+        ('overlap', 'atoms overlap'),
+        ('only_mobile', 'no framework'),
+        ('engine', "runs the 'nequip' environment"),
+        ('supercell', 'three integers'),
+    ],
+)
+def test_submission_errors(case, message, stand_in_model, engine_python):
+    positions = [[0, 0, 0], [2, 2, 2], [4, 4, 4]]
+    structure = {
+        'species': _structure(['Li', 'O', 'S'], positions),
+        'pbc': _structure(['Li', 'P', 'S'], positions, pbc=(True, True, False)),
+        'overlap': _structure(['Li', 'P', 'S'], [[0, 0, 0], [0.3, 0, 0], [4, 4, 4]]),
+        'only_mobile': _structure(['Li', 'Li', 'Li'], positions),
+    }.get(case, _structure(['Li', 'P', 'S'], positions))
+    inputs = {
+        'code': engine_python('nequip' if case == 'engine' else 'mace'),
+        'model': stand_in_model(species=['Li', 'P', 'S']),
+        'structure': structure,
+        'parameters': orm.Dict(BASE),
+    }
+    if case == 'supercell':
+        inputs['supercell'] = orm.List([2, 0, 1])
+    with pytest.raises(ValueError, match=message):
+        instantiate_process(get_manager().get_runner(), MdEnsembleCalculation, **inputs)
+
+
+# ------------------------------------------------------------------------------------------- real ASE ensembles
+_TRAINED = {}
+
+
+@pytest.fixture
+def mace_model(engine_code, make_training_set):
+    """A tiny MACE model trained once per session (fast protocol, 24 + 6 LJ configurations)."""
+    if 'model' not in _TRAINED:
+        from aiida_mlffdiff.calculations.train import TrainCalculation
+        from aiida_mlffdiff.calculations.writers import get_protocol_parameters
+
+        started = time.perf_counter()
+        results, node = run_get_node(
+            TrainCalculation,
+            code=engine_code('mace', 'train'),
+            architecture=orm.Str('mace'),
+            training_set=make_training_set(n=24, seed=0),
+            validation_set=make_training_set(n=6, seed=1),
+            parameters=orm.Dict(get_protocol_parameters('mace', 'fast', {'max_epochs': 20})),
+            seed=orm.Int(1),
+            metadata={'options': {'max_wallclock_seconds': 600}},
+        )
+        assert node.is_finished_ok, node.exit_message
+        _TRAINED['model'] = results['model'].pk
+        _TRAINED['train_s'] = time.perf_counter() - started
+    return orm.load_node(_TRAINED['model'])
+
+
+def run_ensemble(engine_code, model, structure, **parameters):
+    inputs = {
+        'code': engine_code('mace', 'python'),
+        'model': model,
+        'structure': structure,
+        'parameters': orm.Dict(parameters),
+        'metadata': {
+            'options': {
+                'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 2},
+                'max_wallclock_seconds': 600,
+            }
+        },
+    }
+    started = time.perf_counter()
+    results, node = run_get_node(MdEnsembleCalculation, **inputs)
+    return results, node, time.perf_counter() - started
+
+
+ENSEMBLE = {
+    'temperature_K': 300.0,
+    'timestep_fs': 1.0,
+    'equilibration_ps': 0.2,
+    'production_ps': 2.0,
+    'sampling_interval_fs': 10.0,
+    'n_replicas': 2,
+    'seed': 5,
+}
+
+
+@pytest.mark.engines
+def test_ensemble_runs_and_is_reproducible(engine_code, mace_model, lpsc_structure, capsys):
+    results, node, wall = run_ensemble(engine_code, mace_model, lpsc_structure, **ENSEMBLE)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    msd = results['msd']
+    assert isinstance(msd, MsdData)
+    assert msd.n_replicas == 2
+    assert msd.species == 'Li'
+    assert msd.temperature_K == 300.0
+    assert msd.n_ions == 4
+    assert np.isfinite(msd.msd_A2).all()
+    assert msd.msd_A2[:, -1].min() > 0
+    assert msd.time_ps.size == 201
+    thermo = results['thermo'].get_dict()
+    assert thermo['n_ok'] == 2
+    assert thermo['n_excluded'] == 0
+    for replica in thermo['replicas']:
+        assert replica['status'] == 'ok'
+        assert 100 < replica['temperature_mean_K'] < 600
+    info = results['run_info'].get_dict()
+    assert info['workers'] == 2
+    assert len({r['pid'] for r in info['replicas']}) == 2, 'one replica per worker process'
+    assert 0 < info['timing']['model_share'] <= 1
+
+    again, node2, _ = run_ensemble(engine_code, mace_model, lpsc_structure, **ENSEMBLE)
+    assert node2.is_finished_ok
+    np.testing.assert_allclose(again['msd'].msd_A2, msd.msd_A2, rtol=0, atol=1e-10)
+    with capsys.disabled():
+        print(
+            f'\nmd_ensemble (ase, MACE fast, 8 atoms, 2 replicas × 2.2 ps on 2 workers): {wall:.1f} s wall, '
+            f'{info["timing"]["atom_steps_per_replica_s"]:.0f} atom-steps per replica-second, '
+            f'{info["timing"]["atom_steps_per_wall_s"]:.0f} atom-steps/s in all, model share '
+            f'{info["timing"]["model_share"]:.2f}; training took {_TRAINED.get("train_s", math.nan):.0f} s'
+        )
+
+
+@pytest.mark.engines
+def test_blow_up_is_flagged_and_excluded(engine_code, mace_model, lpsc_structure):
+    parameters = {**ENSEMBLE, 'temperature_K': 30000.0, 'timestep_fs': 5.0, 'sampling_interval_fs': 5.0}
+    parameters.update(equilibration_ps=0.0, production_ps=1.0)
+    results, node, _ = run_ensemble(engine_code, mace_model, lpsc_structure, **parameters)
+    assert node.exit_status == MdEnsembleCalculation.exit_codes.ERROR_ALL_REPLICAS_FAILED.status, node.exit_message
+    thermo = results['thermo'].get_dict()
+    assert thermo['n_ok'] == 0
+    assert thermo['n_excluded'] == 2
+    assert {r['status'] for r in thermo['replicas']} <= {'nan', 'atoms_too_close', 'temperature_runaway', 'error'}
+    assert 'msd' not in results
+
+
+@pytest.mark.engines
+@pytest.mark.parametrize('thermostat', ['bussi', 'nose_hoover'])
+def test_other_thermostats(engine_code, mace_model, lpsc_structure, thermostat):
+    """Bussi and Nosé–Hoover run; their conserved energy (total + thermostat) barely drifts."""
+    parameters = {**ENSEMBLE, 'thermostat': thermostat, 'equilibration_ps': 0.0, 'production_ps': 0.3}
+    results, node, _ = run_ensemble(engine_code, mace_model, lpsc_structure, **parameters)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    for replica in results['thermo']['replicas']:
+        assert replica['status'] == 'ok'
+        assert abs(replica['energy_drift_eV_atom_ps']) < 1e-3
+    assert results['msd'].n_replicas == 2
