@@ -136,3 +136,46 @@ def engine_code(engine_environment, aiida_localhost):
         return codes[key]
 
     return factory
+
+
+# A tiny MACE model trained once per session, shared by the workflow tests (tests/workchains).
+_SESSION_MACE = {}
+
+
+@pytest.fixture
+def session_mace_model(engine_code, make_training_set):
+    """A tiny MACE model (fast protocol, 20 epochs on 24 + 6 LJ configurations), trained once per session."""
+    if 'model' not in _SESSION_MACE:
+        import time
+
+        from aiida import orm
+        from aiida.engine import run_get_node
+
+        from aiida_mlffdiff.calculations.train import TrainCalculation
+        from aiida_mlffdiff.calculations.writers import get_protocol_parameters
+
+        started = time.perf_counter()
+        results, node = run_get_node(
+            TrainCalculation,
+            code=engine_code('mace', 'train'),
+            architecture=orm.Str('mace'),
+            training_set=make_training_set(n=24, seed=0),
+            validation_set=make_training_set(n=6, seed=1),
+            parameters=orm.Dict(get_protocol_parameters('mace', 'fast', {'max_epochs': 20})),
+            seed=orm.Int(1),
+            metadata={'options': {'max_wallclock_seconds': 600}},
+        )
+        assert node.is_finished_ok, node.exit_message
+        _SESSION_MACE['model'] = results['model'].pk
+        _SESSION_MACE['train_s'] = time.perf_counter() - started
+    from aiida import orm
+
+    return orm.load_node(_SESSION_MACE['model'])
+
+
+@pytest.fixture
+def lpsc_cell(lj_configurations):
+    """The first LJ test configuration (8-atom Li4PS2Cl cell) as a stored StructureData."""
+    from aiida import orm
+
+    return orm.StructureData(ase=lj_configurations(n=1, seed=0)[0]).store()

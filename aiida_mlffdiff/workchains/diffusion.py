@@ -1,0 +1,425 @@
+"""Diffusion workflow: batches of MD replicas per temperature until D is converged → D(T) and an Arrhenius fit.
+
+``MdEnsembleBaseWorkChain`` wraps :class:`~aiida_mlffdiff.calculations.md_ensemble.MdEnsembleCalculation` in
+aiida-core's ``BaseRestartWorkChain``: too many (or all) replicas blowing up is retried with half the timestep
+(down to :data:`MIN_TIMESTEP_FS`, the sampling interval kept, so that the MSD time grid does not change), a job
+out of walltime with 1.5x the walltime, both a bounded number of times.
+
+``DiffusionWorkChain`` (``mlffdiff.diffusion``) runs, in rounds, one batch of replicas per unconverged
+temperature (all temperatures of a round in parallel), pools every finished batch of a temperature with
+``compute_diffusion`` and stops that temperature when the relative standard error of D reaches the target, or
+when the replica cap is reached (a warning, not a failure). Batch ``b`` uses the seeds ``seed + 1000 b + i``:
+seeds never repeat, and finished batches are kept in the (checkpointed) context, so none is ever recomputed.
+Finally ``fit_arrhenius`` extrapolates D and σ to ``extrapolation_temperature`` (with two temperatures or more).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from importlib import resources
+
+import yaml
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import (
+    BaseRestartWorkChain,
+    CalcJob,
+    ProcessHandlerReport,
+    ToContext,
+    WorkChain,
+    append_,
+    process_handler,
+    while_,
+)
+
+from ..calculations.md_ensemble import MdEnsembleCalculation
+from ..data.mlff_model import MlffModel
+from ..functions.arrhenius import fit_arrhenius
+from ..functions.diffusion import compute_diffusion
+
+#: Factor applied to the timestep after replicas blew up, and the smallest timestep tried (fs).
+TIMESTEP_FACTOR = 0.5
+MIN_TIMESTEP_FS = 0.25
+#: Factor applied to the walltime after a job ran out of it, and its ceiling (s).
+WALLTIME_FACTOR = 1.5
+MAX_WALLTIME_S = 48 * 3600
+#: Seeds of batch ``b``: ``seed + SEED_STRIDE * b + i`` (so a batch holds at most SEED_STRIDE replicas).
+SEED_STRIDE = 1000
+#: Keys of the MD parameters that the DiffusionWorkChain sets itself.
+CHAIN_KEYS = ('temperature_K', 'n_replicas', 'seeds')
+PROTOCOLS = ('fast', 'moderate', 'precise')
+
+
+class MdEnsembleBaseWorkChain(BaseRestartWorkChain):
+    """Run an MdEnsembleCalculation until it succeeds, handling blown-up replicas and walltime."""
+
+    _process_class = MdEnsembleCalculation
+
+    @classmethod
+    def define(cls, spec):
+        """Inputs of the MdEnsembleCalculation in the ``md`` namespace; its outputs are exposed."""
+        super().define(spec)
+        spec.expose_inputs(MdEnsembleCalculation, namespace='md')
+        spec.expose_outputs(MdEnsembleCalculation)
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
+            cls.results,
+        )
+        spec.exit_code(
+            310,
+            'ERROR_REPLICAS_KEEP_FAILING',
+            message=f'Replicas kept blowing up down to the smallest timestep ({MIN_TIMESTEP_FS} fs).',
+        )
+
+    def setup(self):
+        """Take the MdEnsembleCalculation inputs into the context, where the handlers may change them."""
+        super().setup()
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(MdEnsembleCalculation, 'md'))
+
+    def report_error_handled(self, node, action: str) -> None:
+        """Say in the report what went wrong and what is done about it."""
+        self.report(f'{node.process_label}<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}')
+        self.report(f'action taken: {action}')
+
+    @process_handler(
+        priority=500,
+        exit_codes=[
+            MdEnsembleCalculation.exit_codes.ERROR_TOO_MANY_FAILED_REPLICAS,
+            MdEnsembleCalculation.exit_codes.ERROR_ALL_REPLICAS_FAILED,
+        ],
+    )
+    def handle_failed_replicas(self, node):
+        """Replicas blew up: retry with the timestep times ``TIMESTEP_FACTOR``, keeping the sampling interval."""
+        parameters = self.ctx.inputs.parameters.get_dict()
+        old = float(parameters.get('timestep_fs', 1.0))
+        new = old * TIMESTEP_FACTOR
+        if new < MIN_TIMESTEP_FS - 1e-12:
+            action = f'timestep {old:g} fs cannot be halved below {MIN_TIMESTEP_FS} fs: giving up'
+            self.report_error_handled(node, action)
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_REPLICAS_KEEP_FAILING)
+        interval = parameters.get('sampling_interval_fs') or 10 * old
+        stride = max(1, round(interval / new))
+        parameters.update(timestep_fs=new, sampling_interval_fs=stride * new)
+        self.ctx.inputs.parameters = orm.Dict(parameters)
+        self.report_error_handled(
+            node, f'restarting with timestep_fs {old:g} → {new:g} (sampling_interval_fs {stride * new:g})'
+        )
+        return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=400, exit_codes=[CalcJob.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
+    def handle_out_of_walltime(self, node):
+        """The job ran out of walltime: retry with ``WALLTIME_FACTOR`` times more, up to ``MAX_WALLTIME_S``."""
+        options = dict(self.ctx.inputs.metadata.get('options', {}))
+        old = options.get('max_wallclock_seconds') or node.get_option('max_wallclock_seconds') or 3600
+        new = min(int(old * WALLTIME_FACTOR), MAX_WALLTIME_S)
+        if new <= old:
+            self.report_error_handled(node, f'walltime already at the ceiling of {MAX_WALLTIME_S} s: giving up')
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
+        options['max_wallclock_seconds'] = new
+        self.ctx.inputs.metadata['options'] = options
+        self.report_error_handled(node, f'restarting with max_wallclock_seconds {old} → {new} s')
+        return ProcessHandlerReport(do_break=True)
+
+
+def temperature_label(temperature: float) -> str:
+    """The output label of a temperature: ``T_600K``, ``T_612p5K``."""
+    return 'T_' + f'{temperature:g}'.replace('.', 'p') + 'K'
+
+
+def check_temperatures(values) -> str | None:
+    """None if ``values`` is a non-empty list of distinct positive temperatures (K), else the problem."""
+    if not values:
+        return 'temperatures must not be empty.'
+    if not all(isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) for t in values):
+        return f'temperatures must be numbers (K), got {values}.'
+    if any(t <= 0 for t in values):
+        return f'temperatures must be positive (K), got {values}.'
+    if len({temperature_label(float(t)) for t in values}) != len(values):
+        return f'temperatures must be distinct, got {values}.'
+    return None
+
+
+def validate_temperatures(value, _=None) -> str | None:
+    return check_temperatures(value.get_list()) if value is not None else None
+
+
+def validate_inputs(value, _=None) -> str | None:
+    """Replica counts, target and MD parameters that the chain does not set itself."""
+    per_batch, cap = value.get('replicas_per_batch'), value.get('max_replicas')
+    if per_batch is not None and not 1 <= per_batch.value <= SEED_STRIDE:
+        return f'replicas_per_batch must be in [1, {SEED_STRIDE}], got {per_batch.value}.'
+    if per_batch is not None and cap is not None and cap.value < per_batch.value:
+        return f'max_replicas ({cap.value}) must be at least replicas_per_batch ({per_batch.value}).'
+    target = value.get('target_relative_error')
+    if target is not None and not target.value > 0:
+        return f'target_relative_error must be positive, got {target.value}.'
+    extrapolation = value.get('extrapolation_temperature')
+    if extrapolation is not None and not extrapolation.value > 0:
+        return f'extrapolation_temperature must be positive (K), got {extrapolation.value}.'
+    parameters = value.get('md', {}).get('md', {}).get('parameters')
+    if parameters is not None:
+        clash = sorted(set(parameters.get_dict()) & set(CHAIN_KEYS))
+        if clash:
+            return f'md.md.parameters must not set {", ".join(clash)}: the DiffusionWorkChain sets them.'
+    return None
+
+
+def load_protocols() -> dict:
+    """The content of ``protocols/diffusion.yaml``."""
+    text = resources.files('aiida_mlffdiff.protocols').joinpath('diffusion.yaml').read_text(encoding='utf-8')
+    return yaml.safe_load(text)
+
+
+class DiffusionWorkChain(WorkChain):
+    """D(T) of the mobile species to a target relative error at each temperature, then an Arrhenius fit."""
+
+    @classmethod
+    def define(cls, spec):
+        """Model, structure, temperatures, convergence settings and the MD namespace."""
+        super().define(spec)
+        spec.input('model', valid_type=MlffModel, help='The model that drives the MD.')
+        spec.input('structure', valid_type=orm.StructureData, help='The periodic cell (Å).')
+        spec.input('temperatures', valid_type=orm.List, validator=validate_temperatures, help='MD temperatures (K).')
+        spec.expose_inputs(
+            MdEnsembleBaseWorkChain,
+            namespace='md',
+            exclude=('md.model', 'md.structure'),
+            namespace_options={'help': 'MD inputs; parameters without temperature_K, n_replicas and seeds.'},
+        )
+        spec.input(
+            'target_relative_error',
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.01),
+            help='Stop a temperature when SE(D)/D is at most this.',
+        )
+        spec.input('max_replicas', valid_type=orm.Int, default=lambda: orm.Int(96), help='Replica cap per temperature.')
+        spec.input('replicas_per_batch', valid_type=orm.Int, default=lambda: orm.Int(16), help='Replicas per MD job.')
+        spec.input('diffusion_parameters', valid_type=orm.Dict, required=False, help='Parameters of compute_diffusion.')
+        spec.input(
+            'extrapolation_temperature',
+            valid_type=orm.Float,
+            default=lambda: orm.Float(300.0),
+            help='Temperature (K) the Arrhenius fit extrapolates D and σ to.',
+        )
+        spec.inputs.validator = validate_inputs
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_round)(cls.run_round, cls.inspect_round),
+            cls.fit,
+            cls.results,
+        )
+        spec.output_namespace('diffusion', valid_type=orm.Dict, dynamic=True, help='D ± SE per temperature.')
+        spec.output_namespace('pooled_msd', valid_type=orm.ArrayData, dynamic=True, help='Pooled MSD per T.')
+        spec.output('arrhenius', valid_type=orm.Dict, required=False, help='Ea, D0, D and σ at the extrapolation T.')
+        spec.output('summary', valid_type=orm.Dict, help='Per temperature: D, SE, relative error, replicas, ...')
+        spec.exit_code(401, 'ERROR_NO_FINISHED_BATCH', message='Every MD batch failed at temperature {temperature}.')
+        spec.exit_code(402, 'ERROR_ARRHENIUS_FAILED', message='The Arrhenius fit failed: {message}')
+        spec.exit_code(403, 'ERROR_DIFFUSION_FAILED', message='compute_diffusion failed at {temperature}: {message}')
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.Code,
+        model: MlffModel,
+        structure: orm.StructureData,
+        temperatures,
+        protocol: str = 'fast',
+        overrides: dict | None = None,
+    ):
+        """A builder with the settings of ``protocol`` (fast | moderate | precise) from ``protocols/diffusion.yaml``.
+
+        :param temperatures: MD temperatures (K).
+        :param overrides: replaces protocol values: top-level keys ``target_relative_error``, ``max_replicas``,
+            ``replicas_per_batch``, ``extrapolation_temperature``, ``workers``, ``max_wallclock_seconds``,
+            ``diffusion_parameters`` (dict), and ``md`` (dict of MD parameters, merged into the protocol's).
+        """
+        protocols = load_protocols()['protocols']
+        if protocol not in protocols:
+            raise ValueError(f'unknown protocol {protocol!r}; known: {", ".join(protocols)}.')
+        temperatures = [float(t) for t in temperatures] if isinstance(temperatures, list | tuple) else temperatures
+        problem = check_temperatures(list(temperatures))
+        if problem:
+            raise ValueError(problem)
+        settings = {key: value for key, value in protocols[protocol].items() if key != 'description'}
+        overrides = dict(overrides or {})
+        md_parameters = {**settings.pop('md'), **overrides.pop('md', {})}
+        unknown = set(overrides) - set(settings) - {'diffusion_parameters'}
+        if unknown:
+            raise ValueError(f'unknown override(s): {", ".join(sorted(unknown))}.')
+        settings.update(overrides)
+        clash = sorted(set(md_parameters) & set(CHAIN_KEYS))
+        if clash:
+            raise ValueError(f'md parameters must not set {", ".join(clash)}: the chain sets them.')
+
+        builder = cls.get_builder()
+        builder.model = model
+        builder.structure = structure
+        builder.temperatures = orm.List(temperatures)
+        builder.target_relative_error = orm.Float(settings['target_relative_error'])
+        builder.max_replicas = orm.Int(settings['max_replicas'])
+        builder.replicas_per_batch = orm.Int(settings['replicas_per_batch'])
+        builder.extrapolation_temperature = orm.Float(settings['extrapolation_temperature'])
+        if settings.get('diffusion_parameters'):
+            builder.diffusion_parameters = orm.Dict(settings['diffusion_parameters'])
+        builder.md.md.code = code
+        builder.md.md.parameters = orm.Dict(md_parameters)
+        workers = min(settings['workers'], settings['replicas_per_batch'], os.cpu_count() or 1)
+        builder.md.md.metadata.options.resources = {'num_machines': 1, 'num_mpiprocs_per_machine': workers}
+        builder.md.md.metadata.options.max_wallclock_seconds = settings['max_wallclock_seconds']
+        return builder
+
+    def setup(self):
+        """One state per temperature: batches submitted, replicas requested, convergence."""
+        self.ctx.temperatures = {}
+        for temperature in self.inputs.temperatures.get_list():
+            label = temperature_label(float(temperature))
+            self.ctx.temperatures[label] = {
+                'temperature_K': float(temperature),
+                'n_batches': 0,
+                'n_requested': 0,
+                'done': False,
+                'converged': False,
+                'warnings': [],
+                'diffusion': None,
+                'pooled_msd': None,
+            }
+            self.ctx[f'batches_{label}'] = []
+        target = self.inputs.target_relative_error.value
+        self.report(
+            f'{len(self.ctx.temperatures)} temperature(s) {", ".join(self.ctx.temperatures)}: target relative '
+            f'error {target:g}, {self.inputs.replicas_per_batch.value} replicas per batch, at most '
+            f'{self.inputs.max_replicas.value} per temperature'
+        )
+
+    def should_run_round(self) -> bool:
+        return any(not state['done'] for state in self.ctx.temperatures.values())
+
+    def run_round(self):
+        """Submit one batch of replicas per unfinished temperature, with seeds never used before."""
+        md_inputs = self.exposed_inputs(MdEnsembleBaseWorkChain, 'md')
+        base = md_inputs['md']['parameters'].get_dict()
+        base_seed = int(base.pop('seed', 0))
+        per_batch, cap = self.inputs.replicas_per_batch.value, self.inputs.max_replicas.value
+        launched = {}
+        for label, state in self.ctx.temperatures.items():
+            if state['done']:
+                continue
+            batch = state['n_batches']
+            n_replicas = min(per_batch, cap - state['n_requested'])
+            first = base_seed + SEED_STRIDE * batch
+            parameters = {
+                **base,
+                'temperature_K': state['temperature_K'],
+                'n_replicas': n_replicas,
+                'seeds': list(range(first, first + n_replicas)),
+            }
+            inputs = AttributeDict(md_inputs)
+            inputs.md = AttributeDict(md_inputs['md'])
+            inputs.md.model = self.inputs.model
+            inputs.md.structure = self.inputs.structure
+            inputs.md.parameters = orm.Dict(parameters)
+            inputs.metadata = {'call_link_label': f'md_{label}_batch{batch}'}
+            running = self.submit(MdEnsembleBaseWorkChain, **inputs)
+            state['n_batches'] = batch + 1
+            state['n_requested'] += n_replicas
+            launched[f'batches_{label}'] = append_(running)
+            self.report(
+                f'{label}: batch {batch} of {n_replicas} replicas (seeds {first}–{first + n_replicas - 1}): '
+                f'launched MdEnsembleBaseWorkChain<{running.pk}>'
+            )
+        return ToContext(**launched)
+
+    def inspect_round(self):
+        """Pool all finished batches of each temperature of this round; decide whether it is done."""
+        target, cap = self.inputs.target_relative_error.value, self.inputs.max_replicas.value
+        for label, state in self.ctx.temperatures.items():
+            if state['done']:
+                continue
+            batches = self.ctx[f'batches_{label}']
+            latest = batches[-1]
+            if not latest.is_finished_ok:
+                self.report(
+                    f'{label}: MdEnsembleBaseWorkChain<{latest.pk}> failed [{latest.exit_status}]: '
+                    f'{latest.exit_message}; its replicas still count against the cap'
+                )
+            finished = [node for node in batches if node.is_finished_ok and 'msd' in node.outputs]
+            if not finished:
+                return self.exit_codes.ERROR_NO_FINISHED_BATCH.format(temperature=label)
+            msd = {f'batch_{i}': node.outputs.msd for i, node in enumerate(finished)}
+            if 'diffusion_parameters' in self.inputs:
+                msd['parameters'] = self.inputs.diffusion_parameters
+            results, node = compute_diffusion.run_get_node(**msd)
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_DIFFUSION_FAILED.format(temperature=label, message=node.exit_message)
+            state['diffusion'] = results['diffusion'].pk
+            state['pooled_msd'] = results['pooled_msd'].pk
+            result = results['diffusion'].get_dict()
+            relative = result.get('relative_error')
+            n_replicas = sum(node.outputs.msd.n_replicas for node in finished)
+            state['converged'] = relative is not None and math.isfinite(relative) and relative <= target
+            self.report(
+                f'{label}: D = {result["D_cm2_s"]:.3e} ± {result["D_err_cm2_s"]:.3e} cm²/s, relative error '
+                f'{relative if relative is not None else math.inf:.3g} (target {target:g}), {n_replicas} replicas '
+                f'in {len(finished)} batch(es), {result["simulated_time_ps"]:.3g} ps simulated'
+            )
+            if state['converged']:
+                state['done'] = True
+                self.report(f'{label}: converged')
+            elif state['n_requested'] >= cap:
+                state['done'] = True
+                warning = (
+                    f'{label}: replica cap of {cap} reached with relative error {relative} above the target {target:g}'
+                    ': D is not converged'
+                )
+                state['warnings'].append(warning)
+                self.report(f'WARNING {warning}')
+        return None
+
+    def fit(self):
+        """Arrhenius fit of the per-temperature results (needs two temperatures or more)."""
+        diffusion = {label: orm.load_node(state['diffusion']) for label, state in self.ctx.temperatures.items()}
+        if len(diffusion) < 2:
+            self.report('only one temperature: no Arrhenius fit (it needs two or more)')
+            return None
+        parameters = orm.Dict({'temperature_K': self.inputs.extrapolation_temperature.value})
+        result, node = fit_arrhenius.run_get_node(parameters=parameters, **diffusion)
+        if not node.is_finished_ok:
+            self.report(f'fit_arrhenius<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')
+            return self.exit_codes.ERROR_ARRHENIUS_FAILED.format(message=node.exit_message)
+        self.out('arrhenius', result)
+        fit = result.get_dict()
+        sigma = fit.get('sigma_at_T_mS_cm')
+        self.report(
+            f'Arrhenius: Ea = {fit["Ea_eV"]:.3f} ± {fit["Ea_err_eV"]:.3f} eV, D({fit["temperature_K"]:g} K) = '
+            f'{fit["D_at_T_cm2_s"]:.3e} cm²/s' + (f', σ = {sigma:.3g} mS/cm' if sigma is not None else '')
+        )
+        return None
+
+    def results(self):
+        """The per-temperature diffusion Dicts, pooled MSDs and a summary."""
+        summary = {'target_relative_error': self.inputs.target_relative_error.value, 'temperatures': {}}
+        warnings = []
+        for label, state in self.ctx.temperatures.items():
+            diffusion = orm.load_node(state['diffusion'])
+            self.out(f'diffusion.{label}', diffusion)
+            self.out(f'pooled_msd.{label}', orm.load_node(state['pooled_msd']))
+            result = diffusion.get_dict()
+            summary['temperatures'][label] = {
+                'temperature_K': state['temperature_K'],
+                'D_cm2_s': result['D_cm2_s'],
+                'D_err_cm2_s': result['D_err_cm2_s'],
+                'relative_error': result.get('relative_error'),
+                'n_replicas': result['n_replicas'],
+                'n_batches': state['n_batches'],
+                'simulated_time_ps': result['simulated_time_ps'],
+                'converged': state['converged'],
+                'warnings': state['warnings'] + list(result.get('warnings', [])),
+            }
+            warnings.extend(state['warnings'])
+        summary['converged'] = all(entry['converged'] for entry in summary['temperatures'].values())
+        summary['warnings'] = warnings
+        if len(self.ctx.temperatures) < 2:
+            summary['warnings'].append('only one temperature: no Arrhenius fit')
+        self.out('summary', orm.Dict(summary).store())

@@ -1,0 +1,255 @@
+"""DiffusionWorkChain and MdEnsembleBaseWorkChain: protocol builder, validation, restart handlers, real runs."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from aiida import orm
+from aiida.engine import ProcessState, run_get_node
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+
+from aiida_mlffdiff.calculations.md_ensemble import MdEnsembleCalculation
+from aiida_mlffdiff.data.mlff_model import MlffModel
+from aiida_mlffdiff.workchains.diffusion import (
+    MIN_TIMESTEP_FS,
+    DiffusionWorkChain,
+    MdEnsembleBaseWorkChain,
+    temperature_label,
+)
+
+LPSC = ['Cl', 'Li', 'P', 'S']
+
+
+@pytest.fixture
+def stand_in_model(tmp_path):
+    """A stored MlffModel whose file is only bytes (never run)."""
+    path = tmp_path / 'model_compiled.model'
+    path.write_bytes(b'mace stand-in')
+    return MlffModel.from_file(path, architecture='mace', species=LPSC, cutoff_A=4.0, engine='mace').store()
+
+
+@pytest.fixture
+def python_code(aiida_localhost):
+    return orm.InstalledCode(
+        label='python-mace', computer=aiida_localhost, filepath_executable='/usr/bin/python3'
+    ).store()
+
+
+def test_builder_from_protocol(python_code, stand_in_model, lpsc_cell):
+    builder = DiffusionWorkChain.get_builder_from_protocol(
+        python_code, stand_in_model, lpsc_cell, [600, 900.0], protocol='fast'
+    )
+    assert builder.temperatures.get_list() == [600.0, 900.0]
+    assert builder.replicas_per_batch.value == 2
+    assert builder.max_replicas.value == 4
+    parameters = builder.md.md.parameters.get_dict()
+    assert parameters['production_ps'] == 1.0
+    assert 'temperature_K' not in parameters
+    assert 'seeds' not in parameters
+    moderate = DiffusionWorkChain.get_builder_from_protocol(
+        python_code,
+        stand_in_model,
+        lpsc_cell,
+        [600],
+        protocol='moderate',
+        overrides={'max_replicas': 32, 'md': {'production_ps': 10.0}},
+    )
+    assert moderate.max_replicas.value == 32
+    assert moderate.replicas_per_batch.value == 16
+    assert moderate.md.md.parameters['production_ps'] == 10.0
+    assert moderate.md.md.parameters['timestep_fs'] == 2.0
+    precise = DiffusionWorkChain.get_builder_from_protocol(python_code, stand_in_model, lpsc_cell, [600], 'precise')
+    assert precise.max_replicas.value == 300
+    assert precise.target_relative_error.value == 0.01
+    assert precise.md.md.parameters['production_ps'] == 70.0
+    # The builder validates: a process can be instantiated from it.
+    instantiate_process(get_manager().get_runner(), builder)
+
+
+@pytest.mark.parametrize(
+    ('temperatures', 'protocol', 'overrides', 'message'),
+    [
+        ([600], 'sloppy', None, 'unknown protocol'),
+        ([], 'fast', None, 'must not be empty'),
+        ([600, 0], 'fast', None, 'must be positive'),
+        ([600, -300], 'fast', None, 'must be positive'),
+        ([600, 600], 'fast', None, 'must be distinct'),
+        ([600], 'fast', {'md': {'temperature_K': 500.0}}, 'must not set temperature_K'),
+        ([600], 'fast', {'replicas': 3}, 'unknown override'),
+    ],
+)
+def test_builder_refuses(python_code, stand_in_model, lpsc_cell, temperatures, protocol, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        DiffusionWorkChain.get_builder_from_protocol(
+            python_code, stand_in_model, lpsc_cell, temperatures, protocol=protocol, overrides=overrides
+        )
+
+
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        ({'temperatures': []}, 'must not be empty'),
+        ({'temperatures': [600.0, -1.0]}, 'must be positive'),
+        ({'max_replicas': 1}, 'must be at least replicas_per_batch'),
+        ({'target_relative_error': 0.0}, 'target_relative_error must be positive'),
+        ({'md_parameters': {'seeds': [1, 2]}}, 'must not set seeds'),
+    ],
+)
+def test_spec_validation(python_code, stand_in_model, lpsc_cell, change, message):
+    builder = DiffusionWorkChain.get_builder_from_protocol(python_code, stand_in_model, lpsc_cell, [600])
+    with pytest.raises(ValueError, match=message):  # port validators fire on assignment, the others at launch
+        change_and_launch(builder, change)
+
+
+def change_and_launch(builder, change: dict) -> None:
+    for key, value in change.items():
+        if key == 'md_parameters':
+            builder.md.md.parameters = orm.Dict({**builder.md.md.parameters.get_dict(), **value})
+        else:
+            builder[key] = {'temperatures': orm.List, 'max_replicas': orm.Int}.get(key, orm.Float)(value)
+    instantiate_process(get_manager().get_runner(), builder)
+
+
+def test_temperature_label():
+    assert temperature_label(600.0) == 'T_600K'
+    assert temperature_label(612.5) == 'T_612p5K'
+
+
+# ---------------------------------------------------------------------------------------------- restart handlers
+def failed_child(exit_status: int) -> orm.CalcJobNode:
+    node = orm.CalcJobNode(process_type='aiida.calculations:mlffdiff.md_ensemble')
+    node.set_process_state(ProcessState.FINISHED)
+    node.set_exit_status(exit_status)
+    node.set_option('max_wallclock_seconds', 1000)
+    return node.store()
+
+
+@pytest.fixture
+def restart_chain(python_code, stand_in_model, lpsc_cell):
+    """An MdEnsembleBaseWorkChain after ``setup``, for calling its handlers directly."""
+    parameters = {'temperature_K': 600.0, 'production_ps': 1.0, 'timestep_fs': 1.0, 'n_replicas': 2}
+    inputs = {
+        'md': {
+            'code': python_code,
+            'model': stand_in_model,
+            'structure': lpsc_cell,
+            'parameters': orm.Dict(parameters),
+            'metadata': {'options': {'max_wallclock_seconds': 1000}},
+        }
+    }
+    process = instantiate_process(get_manager().get_runner(), MdEnsembleBaseWorkChain, **inputs)
+    process.setup()
+    return process
+
+
+@pytest.mark.parametrize('code', ['ERROR_TOO_MANY_FAILED_REPLICAS', 'ERROR_ALL_REPLICAS_FAILED'])
+def test_failed_replicas_halve_the_timestep(restart_chain, code):
+    status = MdEnsembleCalculation.exit_codes[code].status
+    report = restart_chain.handle_failed_replicas(failed_child(status))
+    assert report.do_break
+    assert report.exit_code is None or report.exit_code.status == 0
+    parameters = restart_chain.ctx.inputs.parameters.get_dict()
+    assert parameters['timestep_fs'] == 0.5
+    assert parameters['sampling_interval_fs'] == 10.0, 'the MSD time grid must not change'
+    restart_chain.handle_failed_replicas(failed_child(status))
+    assert restart_chain.ctx.inputs.parameters['timestep_fs'] == MIN_TIMESTEP_FS
+    assert restart_chain.ctx.inputs.parameters['sampling_interval_fs'] == 10.0
+    final = restart_chain.handle_failed_replicas(failed_child(status))
+    assert final.exit_code.status == MdEnsembleBaseWorkChain.exit_codes.ERROR_REPLICAS_KEEP_FAILING.status
+    assert restart_chain.ctx.inputs.parameters['timestep_fs'] == MIN_TIMESTEP_FS
+
+
+def test_walltime_is_raised_then_capped(restart_chain, monkeypatch):
+    report = restart_chain.handle_out_of_walltime(failed_child(120))
+    assert report.do_break
+    assert restart_chain.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 1500
+    monkeypatch.setattr('aiida_mlffdiff.workchains.diffusion.MAX_WALLTIME_S', 1500)
+    capped = restart_chain.handle_out_of_walltime(failed_child(120))
+    assert capped.exit_code.status == MdEnsembleBaseWorkChain.exit_codes.ERROR_UNHANDLED_FAILURE.status
+
+
+# ------------------------------------------------------------------------------------------------------ real runs
+TINY_MD = {'timestep_fs': 1.0, 'equilibration_ps': 0.1, 'production_ps': 1.0, 'sampling_interval_fs': 10.0}
+
+
+def run_chain(engine_code, model, structure, temperatures, **overrides):
+    builder = DiffusionWorkChain.get_builder_from_protocol(
+        engine_code('mace', 'python'),
+        model,
+        structure,
+        temperatures,
+        protocol='fast',
+        overrides={'md': TINY_MD, 'workers': 1, **overrides},
+    )
+    started = time.perf_counter()
+    _, node = run_get_node(builder)
+    return node, time.perf_counter() - started
+
+
+def md_calculations(node) -> list[orm.CalcJobNode]:
+    return [
+        child
+        for child in node.called_descendants
+        if isinstance(child, orm.CalcJobNode) and child.process_type.endswith('mlffdiff.md_ensemble')
+    ]
+
+
+def report_of(node) -> str:
+    return '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
+
+
+@pytest.mark.engines
+def test_converges_in_one_round(engine_code, session_mace_model, lpsc_cell, capsys):
+    node, wall = run_chain(
+        engine_code, session_mace_model, lpsc_cell, [600, 900], target_relative_error=0.5, max_replicas=4
+    )
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, report_of(node))
+    summary = node.outputs.summary.get_dict()
+    assert set(node.outputs.diffusion) == {'T_600K', 'T_900K'}
+    for label, entry in summary['temperatures'].items():
+        result = node.outputs.diffusion[label].get_dict()
+        assert entry['converged'] is True
+        assert entry['n_batches'] == 1
+        # A replica may blow up with this tiny model (max_failed_fraction 0.5 tolerates one of two).
+        assert entry['n_replicas'] == result['n_replicas'] in (1, 2)
+        assert entry['D_cm2_s'] == result['D_cm2_s']
+        assert entry['D_err_cm2_s'] == result['D_err_cm2_s']
+        assert entry['relative_error'] == result['relative_error'] <= 0.5
+        assert entry['simulated_time_ps'] == pytest.approx(entry['n_replicas'] * 1.0)
+        assert entry['warnings'] == result.get('warnings', [])
+        assert result['temperature_K'] == entry['temperature_K']
+    assert summary['converged'] is True
+    arrhenius = node.outputs.arrhenius.get_dict()
+    assert arrhenius['temperature_K'] == 300.0
+    assert {'Ea_eV', 'D_at_T_cm2_s', 'sigma_at_T_mS_cm'} <= set(arrhenius)
+    assert len(md_calculations(node)) == 2
+    report = report_of(node)
+    assert 'T_600K: D = ' in report
+    assert 'Arrhenius: Ea = ' in report
+    with capsys.disabled():
+        print(f'\nDiffusionWorkChain (2 T × 1 batch × 2 replicas × 1.1 ps, 8 atoms): {wall:.1f} s wall')
+
+
+@pytest.mark.engines
+def test_stops_at_the_replica_cap(engine_code, session_mace_model, lpsc_cell, capsys):
+    node, wall = run_chain(
+        engine_code, session_mace_model, lpsc_cell, [700], target_relative_error=1e-6, max_replicas=4
+    )
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, report_of(node))
+    entry = node.outputs.summary['temperatures']['T_700K']
+    assert entry['converged'] is False
+    assert entry['n_batches'] == 2
+    assert 2 <= entry['n_replicas'] <= 4  # at most one replica per batch may blow up
+    assert any('replica cap of 4 reached' in warning for warning in entry['warnings'])
+    assert node.outputs.summary['converged'] is False
+    assert 'arrhenius' not in node.outputs
+    assert 'no Arrhenius fit' in report_of(node)
+    calculations = md_calculations(node)
+    assert len(calculations) == 2, 'a finished batch must never be recomputed'
+    seeds = [seed for calc in calculations for seed in calc.inputs.parameters['seeds']]
+    assert len(seeds) == len(set(seeds)) == 4
+    assert sorted(seeds) == [0, 1, 1000, 1001]
+    with capsys.disabled():
+        print(f'\nDiffusionWorkChain (1 T × 2 batches × 2 replicas × 1.1 ps, 8 atoms): {wall:.1f} s wall')
