@@ -109,10 +109,15 @@ def validate_inputs(value, _=None) -> str | None:
         model.check_species(dataset.species)
     except ValueError as exception:
         return f'the model cannot evaluate this dataset: {exception}'
+    return model_code_problem(model, code)
+
+
+def model_code_problem(model: MlffModel, code) -> str | None:
+    """Why ``model`` cannot run with ``code`` through ASE (wrong nequip target, engine, checksum), or None."""
     if model.architecture == 'nequip' and model.target not in (None, 'ase'):
         return (
-            f'{model.describe()} was compiled for the {model.target!r} target; the ASE evaluation needs a model '
-            'compiled with `nequip-compile --target ase`.'
+            f'{model.describe()} was compiled for the {model.target!r} target; ASE needs a model compiled with '
+            '`nequip-compile --target ase`.'
         )
     engine = code.base.extras.get(ENGINE_EXTRA, None) if code is not None else None
     if engine:

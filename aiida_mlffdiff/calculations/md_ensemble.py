@@ -46,7 +46,7 @@ from ..data.msd import MsdData
 from ..drivers import driver_path
 from ..environments.engines import ENGINES, SINGLE_THREAD
 from ..functions.parameters import REQUIRED, Option, one_of, positive, validate_parameters
-from .evaluate import ENGINE_EXTRA
+from .evaluate import model_code_problem
 
 __all__ = ('MAX_TIMESTEP_FS', 'MD_ENGINES', 'PARAMETERS', 'MdEnsembleCalculation', 'md_parameters')
 
@@ -179,19 +179,7 @@ def validate_inputs(value, _=None) -> str | None:
     distances = neighbor_list('d', atoms, MIN_DISTANCE_A)
     if distances.size:
         return f'atoms overlap in the MD cell: two are {distances.min():.3f} Å apart (< {MIN_DISTANCE_A} Å).'
-    if model.architecture == 'nequip' and model.target not in (None, 'ase'):
-        return f'{model.describe()} was compiled for the {model.target!r} target; ASE MD needs --target ase.'
-    engine = code.base.extras.get(ENGINE_EXTRA, None) if code is not None else None
-    if engine:
-        try:
-            model.require_engine(engine)
-        except ValueError as exception:
-            return f'code {code.full_label} runs the {engine!r} environment: {exception}'
-    try:
-        model.verify_checksum()
-    except ValueError as exception:
-        return str(exception)
-    return None
+    return model_code_problem(model, code)
 
 
 class MdEnsembleCalculation(CalcJob):

@@ -23,8 +23,6 @@ import yaml
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import (
-    BaseRestartWorkChain,
-    CalcJob,
     ProcessHandlerReport,
     ToContext,
     WorkChain,
@@ -37,13 +35,11 @@ from ..calculations.md_ensemble import MdEnsembleCalculation
 from ..data.mlff_model import MlffModel
 from ..functions.arrhenius import fit_arrhenius
 from ..functions.diffusion import compute_diffusion
+from .restart import RestartWorkChain
 
 #: Factor applied to the timestep after replicas blew up, and the smallest timestep tried (fs).
 TIMESTEP_FACTOR = 0.5
 MIN_TIMESTEP_FS = 0.25
-#: Factor applied to the walltime after a job ran out of it, and its ceiling (s).
-WALLTIME_FACTOR = 1.5
-MAX_WALLTIME_S = 48 * 3600
 #: Seeds of batch ``b``: ``seed + SEED_STRIDE * b + i`` (so a batch holds at most SEED_STRIDE replicas).
 SEED_STRIDE = 1000
 #: Keys of the MD parameters that the DiffusionWorkChain sets itself.
@@ -51,7 +47,7 @@ CHAIN_KEYS = ('temperature_K', 'n_replicas', 'seeds')
 PROTOCOLS = ('fast', 'moderate', 'precise')
 
 
-class MdEnsembleBaseWorkChain(BaseRestartWorkChain):
+class MdEnsembleBaseWorkChain(RestartWorkChain):
     """Run an MdEnsembleCalculation until it succeeds, handling blown-up replicas and walltime."""
 
     _process_class = MdEnsembleCalculation
@@ -78,11 +74,6 @@ class MdEnsembleBaseWorkChain(BaseRestartWorkChain):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(MdEnsembleCalculation, 'md'))
 
-    def report_error_handled(self, node, action: str) -> None:
-        """Say in the report what went wrong and what is done about it."""
-        self.report(f'{node.process_label}<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}')
-        self.report(f'action taken: {action}')
-
     @process_handler(
         priority=500,
         exit_codes=[
@@ -106,20 +97,6 @@ class MdEnsembleBaseWorkChain(BaseRestartWorkChain):
         self.report_error_handled(
             node, f'restarting with timestep_fs {old:g} → {new:g} (sampling_interval_fs {stride * new:g})'
         )
-        return ProcessHandlerReport(do_break=True)
-
-    @process_handler(priority=400, exit_codes=[CalcJob.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
-    def handle_out_of_walltime(self, node):
-        """The job ran out of walltime: retry with ``WALLTIME_FACTOR`` times more, up to ``MAX_WALLTIME_S``."""
-        options = dict(self.ctx.inputs.metadata.get('options', {}))
-        old = options.get('max_wallclock_seconds') or node.get_option('max_wallclock_seconds') or 3600
-        new = min(int(old * WALLTIME_FACTOR), MAX_WALLTIME_S)
-        if new <= old:
-            self.report_error_handled(node, f'walltime already at the ceiling of {MAX_WALLTIME_S} s: giving up')
-            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
-        options['max_wallclock_seconds'] = new
-        self.ctx.inputs.metadata['options'] = options
-        self.report_error_handled(node, f'restarting with max_wallclock_seconds {old} → {new} s')
         return ProcessHandlerReport(do_break=True)
 
 

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, ToContext, WorkChain, process_handler, while_
+from aiida.engine import ProcessHandlerReport, ToContext, WorkChain, process_handler, while_
 
 from ..calculations.evaluate import EvaluateCalculation
 from ..calculations.train import TrainCalculation
 from ..calculations.writers import LEARNING_RATE_KEY, get_writer
 from ..data.training_set import TrainingSet
 from ..functions.split import split_training_set
+from .restart import RestartWorkChain
 
 #: Factor applied to the learning rate after a non-finite loss.
 LEARNING_RATE_FACTOR = 0.5
-#: Factor applied to the walltime after a job ran out of it, and its ceiling (s).
-WALLTIME_FACTOR = 1.5
-MAX_WALLTIME_S = 48 * 3600
 
 
-class TrainBaseWorkChain(BaseRestartWorkChain):
+class TrainBaseWorkChain(RestartWorkChain):
     """Run a TrainCalculation until it succeeds, handling a non-finite loss and walltime."""
 
     _process_class = TrainCalculation
@@ -50,11 +48,6 @@ class TrainBaseWorkChain(BaseRestartWorkChain):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(TrainCalculation, 'train'))
 
-    def report_error_handled(self, node, action: str) -> None:
-        """Say in the report what went wrong and what is done about it."""
-        self.report(f'{node.process_label}<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}')
-        self.report(f'action taken: {action}')
-
     @process_handler(priority=500, exit_codes=[TrainCalculation.exit_codes.ERROR_LOSS_NOT_FINITE])
     def handle_non_finite_loss(self, node):
         """The loss diverged: retry with the learning rate multiplied by ``LEARNING_RATE_FACTOR``."""
@@ -66,20 +59,6 @@ class TrainBaseWorkChain(BaseRestartWorkChain):
         self.report_error_handled(
             node, f'restarting with {LEARNING_RATE_KEY} {old:g} → {parameters[LEARNING_RATE_KEY]:g}'
         )
-        return ProcessHandlerReport(do_break=True)
-
-    @process_handler(priority=400, exit_codes=[TrainCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
-    def handle_out_of_walltime(self, node):
-        """The job ran out of walltime: retry with ``WALLTIME_FACTOR`` times more, up to ``MAX_WALLTIME_S``."""
-        options = dict(self.ctx.inputs.metadata.get('options', {}))
-        old = options.get('max_wallclock_seconds') or node.get_option('max_wallclock_seconds') or 3600
-        new = min(int(old * WALLTIME_FACTOR), MAX_WALLTIME_S)
-        if new <= old:
-            self.report_error_handled(node, f'walltime already at the ceiling of {MAX_WALLTIME_S} s: giving up')
-            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_UNHANDLED_FAILURE)
-        options['max_wallclock_seconds'] = new
-        self.ctx.inputs.metadata['options'] = options
-        self.report_error_handled(node, f'restarting with max_wallclock_seconds {old} → {new} s')
         return ProcessHandlerReport(do_break=True)
 
 

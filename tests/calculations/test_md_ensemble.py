@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import time
 
@@ -221,31 +220,10 @@ def test_submission_errors(case, message, stand_in_model, engine_python):
 
 
 # ------------------------------------------------------------------------------------------- real ASE ensembles
-_TRAINED = {}
-
-
 @pytest.fixture
-def mace_model(engine_code, make_training_set):
-    """A tiny MACE model trained once per session (fast protocol, 24 + 6 LJ configurations)."""
-    if 'model' not in _TRAINED:
-        from aiida_mlffdiff.calculations.train import TrainCalculation
-        from aiida_mlffdiff.calculations.writers import get_protocol_parameters
-
-        started = time.perf_counter()
-        results, node = run_get_node(
-            TrainCalculation,
-            code=engine_code('mace', 'train'),
-            architecture=orm.Str('mace'),
-            training_set=make_training_set(n=24, seed=0),
-            validation_set=make_training_set(n=6, seed=1),
-            parameters=orm.Dict(get_protocol_parameters('mace', 'fast', {'max_epochs': 20})),
-            seed=orm.Int(1),
-            metadata={'options': {'max_wallclock_seconds': 600}},
-        )
-        assert node.is_finished_ok, node.exit_message
-        _TRAINED['model'] = results['model'].pk
-        _TRAINED['train_s'] = time.perf_counter() - started
-    return orm.load_node(_TRAINED['model'])
+def mace_model(session_mace_model):
+    """The tiny MACE model trained once per session (tests/conftest.py)."""
+    return session_mace_model
 
 
 def run_ensemble(engine_code, model, structure, **parameters):
@@ -309,7 +287,7 @@ def test_ensemble_runs_and_is_reproducible(engine_code, mace_model, lpsc_structu
             f'\nmd_ensemble (ase, MACE fast, 8 atoms, 2 replicas × 2.2 ps on 2 workers): {wall:.1f} s wall, '
             f'{info["timing"]["atom_steps_per_replica_s"]:.0f} atom-steps per replica-second, '
             f'{info["timing"]["atom_steps_per_wall_s"]:.0f} atom-steps/s in all, model share '
-            f'{info["timing"]["model_share"]:.2f}; training took {_TRAINED.get("train_s", math.nan):.0f} s'
+            f'{info["timing"]["model_share"]:.2f}'
         )
 
 

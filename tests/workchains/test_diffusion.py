@@ -165,7 +165,7 @@ def test_walltime_is_raised_then_capped(restart_chain, monkeypatch):
     report = restart_chain.handle_out_of_walltime(failed_child(120))
     assert report.do_break
     assert restart_chain.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 1500
-    monkeypatch.setattr('aiida_mlffdiff.workchains.diffusion.MAX_WALLTIME_S', 1500)
+    monkeypatch.setattr('aiida_mlffdiff.workchains.restart.MAX_WALLTIME_S', 1500)
     capped = restart_chain.handle_out_of_walltime(failed_child(120))
     assert capped.exit_code.status == MdEnsembleBaseWorkChain.exit_codes.ERROR_UNHANDLED_FAILURE.status
 
