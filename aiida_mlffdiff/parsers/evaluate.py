@@ -8,17 +8,16 @@ reference vs predicted energies per atom and force components, stresses when bot
 
 from __future__ import annotations
 
-import io
 import itertools
-import json
+from typing import ClassVar
 
 import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode
-from aiida.parsers import Parser
 
 from ..calculations.evaluate import EvaluateCalculation
 from ..metrics import MetricsError, evaluation_metrics, parity_arrays
+from .driver import DriverParser
 
 __all__ = ('EvaluateParser',)
 
@@ -30,57 +29,22 @@ FAILURES = {
 }
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ''
-
-
-class EvaluateParser(Parser):
+class EvaluateParser(DriverParser):
     """Parse an :class:`EvaluateCalculation`: error metrics and parity arrays from the driver's predictions."""
 
-    def _content(self, name: str, mode: str = 'r'):
-        if name not in self.retrieved.base.repository.list_object_names():
-            return None
-        return self.retrieved.base.repository.get_object_content(name, mode=mode)
-
-    def _stderr_hint(self) -> str:
-        stderr = self._content(EvaluateCalculation._STDERR) or ''
-        last = _last_line(stderr)
-        return f'last line of {EvaluateCalculation._STDERR}: {last}' if last else f'{EvaluateCalculation._STDERR} empty'
-
-    def _exit(self, name: str, message: str) -> ExitCode:
-        return self.exit_codes[name].format(message=message)
+    FAILURES: ClassVar[dict[str, str]] = FAILURES
 
     def parse(self, **kwargs) -> ExitCode | None:
         """Check the driver's status, load the predictions, compare them with the dataset and attach the outputs."""
-        info_text = self._content(EvaluateCalculation._INFO)
-        if info_text is None:
-            return self._exit(
-                'ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._INFO} not retrieved ({self._stderr_hint()})'
-            )
-        try:
-            info = json.loads(info_text)
-        except json.JSONDecodeError as exception:
-            return self._exit('ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._INFO} is not JSON: {exception}')
-        status = info.get('status')
-        if status in FAILURES:
-            return self._exit(FAILURES[status], info.get('message') or self._stderr_hint())
-        if status != 'ok':
-            return self._exit(
-                'ERROR_MISSING_OUTPUT', f'the driver stopped with status {status!r} ({self._stderr_hint()})'
-            )
-
-        raw = self._content(EvaluateCalculation._PREDICTIONS, mode='rb')
-        if raw is None:
-            return self._exit('ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._PREDICTIONS} not retrieved')
-        try:
-            with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
-                predicted = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError) as exception:
-            return self._exit('ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._PREDICTIONS} unreadable: {exception}')
-        missing = [key for key in ('energy_eV', 'forces_eV_A', 'n_atoms', 'species') if key not in predicted]
-        if missing:
-            return self._exit('ERROR_MISSING_OUTPUT', f'{EvaluateCalculation._PREDICTIONS} lacks {", ".join(missing)}')
+        outputs = self.read_driver_outputs(
+            EvaluateCalculation._INFO,
+            EvaluateCalculation._PREDICTIONS,
+            EvaluateCalculation._STDERR,
+            ('energy_eV', 'forces_eV_A', 'n_atoms', 'species'),
+        )
+        if isinstance(outputs, ExitCode):
+            return outputs
+        info, predicted = outputs
 
         reference = self._reference()
         problem = self._inconsistency(reference, predicted)

@@ -21,17 +21,16 @@ region of configuration space that the surviving ones under-sample).
 
 from __future__ import annotations
 
-import io
-import json
+from typing import ClassVar
 
 import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode
-from aiida.parsers import Parser
 
 from ..analysis import collective_msd, tracer_msd
 from ..calculations.md_ensemble import MdEnsembleCalculation, build_atoms
 from ..data.msd import MsdData
+from .driver import DriverParser
 
 __all__ = ('MdEnsembleParser',)
 
@@ -58,51 +57,18 @@ def _finite_or_none(value) -> float | None:
     return value if np.isfinite(value) else None
 
 
-class MdEnsembleParser(Parser):
+class MdEnsembleParser(DriverParser):
     """Parse an :class:`MdEnsembleCalculation`: MSD of the OK replicas and per-replica thermo."""
 
-    def _content(self, name: str, mode: str = 'r'):
-        if name not in self.retrieved.base.repository.list_object_names():
-            return None
-        return self.retrieved.base.repository.get_object_content(name, mode=mode)
-
-    def _stderr_hint(self) -> str:
-        stderr = (self._content(MdEnsembleCalculation._STDERR) or '').strip().splitlines()
-        lines = [line for line in stderr if line.strip()]
-        return f'last line of stderr: {lines[-1].strip()}' if lines else 'stderr empty'
-
-    def _exit(self, name: str, message: str) -> ExitCode:
-        return self.exit_codes[name].format(message=message)
+    FAILURES: ClassVar[dict[str, str]] = FAILURES
 
     def parse(self, **kwargs) -> ExitCode | None:
-        info_text = self._content(MdEnsembleCalculation._INFO)
-        if info_text is None:
-            return self._exit(
-                'ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._INFO} not retrieved ({self._stderr_hint()})'
-            )
-        try:
-            info = json.loads(info_text)
-        except json.JSONDecodeError as exception:
-            return self._exit('ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._INFO} is not JSON: {exception}')
-        status = info.get('status')
-        if status in FAILURES:
-            return self._exit(FAILURES[status], info.get('message') or self._stderr_hint())
-        if status != 'ok':
-            return self._exit(
-                'ERROR_MISSING_OUTPUT', f'the driver stopped with status {status!r} ({self._stderr_hint()})'
-            )
-
-        raw = self._content(MdEnsembleCalculation._OUTPUT, mode='rb')
-        if raw is None:
-            return self._exit('ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._OUTPUT} not retrieved')
-        try:
-            with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError) as exception:
-            return self._exit('ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._OUTPUT} unreadable: {exception}')
-        missing = [key for key in REQUIRED_ARRAYS if key not in arrays]
-        if missing:
-            return self._exit('ERROR_MISSING_OUTPUT', f'{MdEnsembleCalculation._OUTPUT} lacks {", ".join(missing)}')
+        outputs = self.read_driver_outputs(
+            MdEnsembleCalculation._INFO, MdEnsembleCalculation._OUTPUT, MdEnsembleCalculation._STDERR, REQUIRED_ARRAYS
+        )
+        if isinstance(outputs, ExitCode):
+            return outputs
+        info, arrays = outputs
 
         self.out('run_info', orm.Dict(info))
         parameters = self.node.inputs.parameters.get_dict()
