@@ -143,12 +143,20 @@ _SESSION_MACE = {}
 
 
 @pytest.fixture
-def session_mace_model(engine_code, make_training_set):
-    """A tiny MACE model (fast protocol, 20 epochs on 24 + 6 LJ configurations), trained once per session."""
-    if 'model' not in _SESSION_MACE:
+def session_mace_model(engine_code, make_training_set, tmp_path_factory):
+    """A tiny MACE model (fast protocol, 20 epochs on 24 + 6 LJ configurations), trained once per session.
+
+    The model file is kept on disk: tests that reset the storage (``aiida_profile_clean``) delete the node, so it
+    is re-created from the file (same sha256) instead of being trained again or loaded by a stale pk.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    from aiida_mlffdiff.data.mlff_model import MlffModel
+
+    if 'uuid' not in _SESSION_MACE:
         import time
 
-        from aiida import orm
         from aiida.engine import run_get_node
 
         from aiida_mlffdiff.calculations.train import TrainCalculation
@@ -166,11 +174,30 @@ def session_mace_model(engine_code, make_training_set):
             metadata={'options': {'max_wallclock_seconds': 600}},
         )
         assert node.is_finished_ok, node.exit_message
-        _SESSION_MACE['model'] = results['model'].pk
-        _SESSION_MACE['train_s'] = time.perf_counter() - started
-    from aiida import orm
-
-    return orm.load_node(_SESSION_MACE['model'])
+        model = results['model']
+        path = tmp_path_factory.mktemp('session-mace') / model.filename
+        path.write_bytes(model.base.repository.get_object_content(model.filename, mode='rb'))
+        _SESSION_MACE.update(
+            uuid=model.uuid,
+            path=path,
+            attributes={
+                'architecture': model.architecture,
+                'species': model.species,
+                'cutoff_A': model.cutoff_A,
+                'engine': model.engine,
+                'engine_version': model.engine_version,
+                'torch_version': model.torch_version,
+            },
+            train_s=time.perf_counter() - started,
+        )
+    try:
+        return orm.load_node(_SESSION_MACE['uuid'], sub_classes=(MlffModel,))
+    except NotExistent:
+        model = MlffModel.get_or_create(_SESSION_MACE['path'], **_SESSION_MACE['attributes'])
+        if not model.is_stored:
+            model.store()
+        _SESSION_MACE['uuid'] = model.uuid
+        return model
 
 
 @pytest.fixture
