@@ -34,8 +34,15 @@ ENGINES ?= mace,nequip,deepmd,pretrained
 engines: profile
 	$(BIN)/aiida-mlffdiff --profile $(PROFILE) setup --engines $(ENGINES)
 
-# Debian packages the demo's printed commands need (graphviz: `verdi node graph generate`).
+# Debian packages: Quantum ESPRESSO (reference DFT data, tests and demo) and graphviz (`verdi node graph generate`).
 system-packages:
+	@command -v pw.x >/dev/null 2>&1 || { \
+		echo "installing Debian's Quantum ESPRESSO (pw.x) for the reference DFT data"; \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq quantum-espresso >/dev/null; \
+		else \
+			echo "error: pw.x not found and not root: run 'sudo apt-get install quantum-espresso' (or put QE >= 6.6 on PATH)"; exit 1; \
+		fi; }
 	@command -v dot >/dev/null 2>&1 || { \
 		echo "installing Debian's graphviz for provenance graphs"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null \
@@ -48,7 +55,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup engines lint
+test: setup system-packages engines lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest
 
 bench: setup
