@@ -103,6 +103,8 @@ def aiida_profile(aiida_config, aiida_profile_factory):
     ``run_aiida_broker_service`` then runs the broker service for the whole session, no external service needed.
     """
     with aiida_profile_factory(aiida_config, broker_backend='core.zeromq') as profile:
+        # The daemon's controller answers slowly on a loaded 2-core machine: allow 60 s instead of 2 s.
+        aiida_config.set_option('daemon.timeout', 60, scope=profile.name)
         yield profile
 
 

@@ -35,6 +35,7 @@ from ..calculations.md_ensemble import MdEnsembleCalculation
 from ..data.mlff_model import MlffModel
 from ..functions.arrhenius import fit_arrhenius
 from ..functions.diffusion import compute_diffusion
+from ..functions.diffusion_summary import summarize_diffusion
 from .restart import RestartWorkChain
 
 #: Factor applied to the timestep after replicas blew up, and the smallest timestep tried (fs).
@@ -375,28 +376,17 @@ class DiffusionWorkChain(WorkChain):
         return None
 
     def results(self):
-        """The per-temperature diffusion Dicts, pooled MSDs and a summary."""
-        summary = {'target_relative_error': self.inputs.target_relative_error.value, 'temperatures': {}}
-        warnings = []
+        """The per-temperature diffusion Dicts, pooled MSDs and the summary (made by ``summarize_diffusion``)."""
+        diffusion, rounds = {}, {}
         for label, state in self.ctx.temperatures.items():
-            diffusion = orm.load_node(state['diffusion'])
-            self.out(f'diffusion.{label}', diffusion)
+            diffusion[label] = orm.load_node(state['diffusion'])
+            rounds[label] = {'n_batches': state['n_batches'], 'warnings': state['warnings']}
+            self.out(f'diffusion.{label}', diffusion[label])
             self.out(f'pooled_msd.{label}', orm.load_node(state['pooled_msd']))
-            result = diffusion.get_dict()
-            summary['temperatures'][label] = {
-                'temperature_K': state['temperature_K'],
-                'D_cm2_s': result['D_cm2_s'],
-                'D_err_cm2_s': result['D_err_cm2_s'],
-                'relative_error': result.get('relative_error'),
-                'n_replicas': result['n_replicas'],
-                'n_batches': state['n_batches'],
-                'simulated_time_ps': result['simulated_time_ps'],
-                'converged': state['converged'],
-                'warnings': state['warnings'] + list(result.get('warnings', [])),
-            }
-            warnings.extend(state['warnings'])
-        summary['converged'] = all(entry['converged'] for entry in summary['temperatures'].values())
-        summary['warnings'] = warnings
-        if len(self.ctx.temperatures) < 2:
-            summary['warnings'].append('only one temperature: no Arrhenius fit')
-        self.out('summary', orm.Dict(summary).store())
+        summary, node = summarize_diffusion.run_get_node(
+            target_relative_error=self.inputs.target_relative_error, rounds=orm.Dict(rounds), **diffusion
+        )
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_DIFFUSION_FAILED.format(temperature='all', message=node.exit_message)
+        self.out('summary', summary)
+        return None

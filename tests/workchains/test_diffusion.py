@@ -221,6 +221,7 @@ def test_converges_in_one_round(engine_code, session_mace_model, lpsc_cell, caps
         assert entry['warnings'] == result.get('warnings', [])
         assert result['temperature_K'] == entry['temperature_K']
     assert summary['converged'] is True
+    assert node.outputs.summary.creator.process_label == 'summarize_diffusion'
     arrhenius = node.outputs.arrhenius.get_dict()
     assert arrhenius['temperature_K'] == 300.0
     assert {'Ea_eV', 'D_at_T_cm2_s', 'sigma_at_T_mS_cm'} <= set(arrhenius)
@@ -253,3 +254,41 @@ def test_stops_at_the_replica_cap(engine_code, session_mace_model, lpsc_cell, ca
     assert sorted(seeds) == [0, 1, 1000, 1001]
     with capsys.disabled():
         print(f'\nDiffusionWorkChain (1 T × 2 batches × 2 replicas × 1.1 ps, 8 atoms): {wall:.1f} s wall')
+
+
+@pytest.mark.engines
+@pytest.mark.daemon
+def test_daemon_restart_does_not_recompute_finished_batches(
+    engine_code, session_mace_model, lpsc_cell, daemon_client, submit_and_await
+):
+    """Stop the daemon once the first batch has finished, start it again: the chain finishes, nothing is rerun."""
+    from aiida.engine import submit
+
+    builder = DiffusionWorkChain.get_builder_from_protocol(
+        engine_code('mace', 'python'),
+        session_mace_model,
+        lpsc_cell,
+        [700],
+        protocol='fast',
+        overrides={'md': TINY_MD, 'workers': 1, 'target_relative_error': 1e-6, 'max_replicas': 4},
+    )
+    if not daemon_client.is_daemon_running:
+        daemon_client.start_daemon()
+    node = submit(builder)
+    deadline = time.time() + 600
+    while not any(calc.is_finished for calc in md_calculations(node)):
+        assert time.time() < deadline, report_of(node)
+        assert not node.is_terminated, (node.exit_status, report_of(node))
+        time.sleep(1)
+    daemon_client.stop_daemon(wait=True)
+    first = [calc.pk for calc in md_calculations(node) if calc.is_finished]
+    assert not node.is_terminated
+    daemon_client.start_daemon()
+    node = submit_and_await(node, timeout=600)  # waits for the chain, picked up again by the new daemon
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, report_of(node))
+    calculations = md_calculations(node)
+    assert len(calculations) == 2, 'a finished batch must never be recomputed'
+    assert {calc.pk for calc in calculations} >= set(first)
+    seeds = sorted(seed for calc in calculations for seed in calc.inputs.parameters['seeds'])
+    assert seeds == [0, 1, 1000, 1001]
+    assert node.outputs.summary['temperatures']['T_700K']['n_batches'] == 2
