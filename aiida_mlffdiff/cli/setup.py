@@ -6,7 +6,9 @@ import click
 from aiida.cmdline.utils import decorators, echo
 
 from ..environments import ENGINES, EngineEnvironmentError, build_environment, register_codes
+from ..environments.dft_codes import QeCodeError, register_qe_code
 from ..environments.manager import environment_root
+from ..environments.pseudos import DEFAULT_PSEUDO_FAMILY, PseudoInstallError, install_pseudo_family
 from . import cmd_root
 
 
@@ -27,14 +29,39 @@ def parse_engines(value: str) -> list[str]:
     '-Y', '--computer', 'computer_label', default='localhost', show_default=True, help='Computer to register on.'
 )
 @click.option('--no-codes', is_flag=True, help='Only build the environments, register no code.')
+@click.option(
+    '--pseudos/--no-pseudos',
+    default=True,
+    show_default=True,
+    help='Install the offline norm-conserving PBE pseudopotential family for Quantum ESPRESSO (reused if present).',
+)
+@click.option(
+    '--pseudo-family',
+    default=DEFAULT_PSEUDO_FAMILY,
+    show_default=True,
+    help='Label of the pseudopotential family to create or reuse.',
+)
 @decorators.with_dbenv()
-def setup(engines, computer_label, no_codes):
+def setup(engines, computer_label, no_codes, pseudos, pseudo_family):
     """Build (or reuse) one isolated environment per engine and register its codes.
+
+    Also installs the offline pseudopotential family for Quantum ESPRESSO (--no-pseudos to skip) and registers
+    pw.x from PATH as the code mlffdiff-qe-pw (skipped with --no-codes; a warning when pw.x is missing).
 
     Environments are cached in $MLFFDIFF_ENV_DIR (default ~/.cache/aiida-mlffdiff/envs) under a hash of their
     pinned requirements: re-running is cheap and safe. On an HPC machine, register codes with
     `verdi code create core.code.installed --config code.yaml` instead (see docs/codes.md).
     """
+    if pseudos:
+        try:
+            install_pseudo_family(pseudo_family, log=echo.echo_report)
+        except PseudoInstallError as exception:
+            echo.echo_critical(str(exception))
+    if not no_codes:
+        try:
+            register_qe_code(computer_label, log=echo.echo_report)
+        except QeCodeError as exception:
+            echo.echo_warning(f'no Quantum ESPRESSO code registered: {exception}')
     echo.echo_report(f'environments in {environment_root()}')
     for name in parse_engines(engines):
         try:

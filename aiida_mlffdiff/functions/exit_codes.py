@@ -27,6 +27,29 @@ EXIT_CODES = {
         350,
         'The training set has too few configurations to give every part of a split at least one.',
     ),
+    # 360–369: sample_configurations
+    'ERROR_INVALID_STRUCTURE': (
+        360,
+        'The structure cannot be sampled: not periodic along all three cell vectors, mixed-occupancy kinds, '
+        'or atoms closer than 0.5 Å.',
+    ),
+    'ERROR_INVALID_SNAPSHOTS': (
+        361,
+        'The snapshots trajectory does not match the structure (number of atoms, species order) or has fewer '
+        'frames than snapshot_count.',
+    ),
+    'ERROR_SAMPLING_FAILED': (
+        362,
+        'No strained and rattled copy kept every pair of atoms at least min_distance_A apart within max_tries draws.',
+    ),
+    # 370–379: collect_training_set (reference DFT labels)
+    'ERROR_INVALID_DFT_OUTPUT': (
+        370,
+        'The DFT outputs of a configuration lack the energy or forces, hold NaN/inf, or have a shape that does not '
+        'match its structure (the message names the configuration).',
+    ),
+    'ERROR_UNKNOWN_DFT_ENGINE': (371, 'The engine is not a known DFT engine (qe, vasp) or the functional is empty.'),
+    'ERROR_NO_CONFIGURATION': (372, 'No configuration was given to collect.'),
 }
 
 

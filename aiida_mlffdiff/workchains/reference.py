@@ -1,0 +1,316 @@
+"""Reference DFT data: one single point per configuration (QE or VASP) → ``collect_training_set`` → TrainingSet.
+
+``ReferenceDataWorkChain`` (``mlffdiff.reference``) takes a namespace of configurations (e.g. the outputs of
+``sample_configurations``), a functional ('pbe' | 'hse06'), an engine ('qe' | 'vasp', see
+:mod:`aiida_mlffdiff.dft`), a code and a protocol. Everything is validated at submission (engine, functional,
+protocol, periodic cells, overlapping atoms, elements missing from the pseudopotential family, zero
+configurations, a code of the wrong plugin). The DFT sub-workchains run in waves of at most ``max_concurrent``;
+failed configurations are reported by pk and listed in the ``summary`` output; more than ``max_failed_fraction``
+of them failed is exit code 401. The same configuration namespace given twice with 'pbe' and 'hse06' gives two
+TrainingSets that differ only by the functional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import yaml
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, calcfunction, while_
+
+from ..data.training_set import TrainingSet
+from ..dft import DftEngineError, get_dft_engine
+from ..functions.collect import collect_training_set
+
+__all__ = ('ReferenceDataWorkChain', 'load_protocols', 'reference_summary')
+
+#: Optional inputs that carry engine-specific arguments, by the type of node that holds them.
+ENGINE_INPUT_TYPES = {'pseudo_family': orm.Str, 'potential_family': orm.Str, 'potential_mapping': orm.Dict}
+
+
+def load_protocols() -> dict:
+    """The content of ``protocols/reference.yaml``."""
+    text = resources.files('aiida_mlffdiff.protocols').joinpath('reference.yaml').read_text(encoding='utf-8')
+    return yaml.safe_load(text)
+
+
+@calcfunction
+def reference_summary(summary: orm.Dict) -> orm.Dict:
+    """The summary of a ReferenceDataWorkChain (counts, failed configurations with pk and exit status) as output."""
+    return orm.Dict(summary.get_dict())
+
+
+def engine_kwargs_from_inputs(engine, inputs: Mapping) -> dict[str, Any]:
+    """The engine-specific keyword arguments (``ENGINE_INPUTS``) found in ``inputs``, as plain Python values."""
+    kwargs = {}
+    for name in engine.ENGINE_INPUTS:
+        if name in inputs and inputs[name] is not None:
+            node = inputs[name]
+            kwargs[name] = node.get_dict() if isinstance(node, orm.Dict) else node.value
+    return kwargs
+
+
+def validate_inputs(inputs, _ctx=None) -> str | None:
+    """Namespace validator: everything that can be checked before any DFT runs."""
+    if 'engine' not in inputs or 'functional' not in inputs:
+        return None
+    try:
+        engine = get_dft_engine(inputs['engine'].value)
+    except DftEngineError as exception:
+        return str(exception)
+    name = inputs['engine'].value.strip().lower()
+    foreign = sorted(key for key in ENGINE_INPUT_TYPES if key in inputs and key not in engine.ENGINE_INPUTS)
+    if foreign:
+        return f'{", ".join(foreign)} is not an input of engine {name!r} (it takes {", ".join(engine.ENGINE_INPUTS)}).'
+    configurations = inputs.get('configurations') or {}
+    if not configurations:
+        return 'no configuration given: the configurations namespace is empty.'
+    reserved = sorted({'engine', 'functional'} & set(configurations))
+    if reserved:
+        return f'configuration names {reserved} are reserved: rename them.'
+    code = inputs.get('code')
+    if code is None:
+        return f'no code given: pass the {engine.CALCJOB_PLUGIN} code (see `aiida-mlffdiff setup`).'
+    plugin = code.default_calc_job_plugin
+    if plugin is not None and plugin != engine.CALCJOB_PLUGIN:
+        return f'code {code.full_label} is for {plugin}, engine {name!r} needs a {engine.CALCJOB_PLUGIN} code.'
+    if inputs['max_concurrent'].value < 1:
+        return f'max_concurrent must be at least 1, got {inputs["max_concurrent"].value}.'
+    if not 0.0 <= inputs['max_failed_fraction'].value <= 1.0:
+        return f'max_failed_fraction must be in [0, 1], got {inputs["max_failed_fraction"].value}.'
+    functional = inputs['functional'].value
+    protocol = inputs['protocol'].value
+    kwargs = engine_kwargs_from_inputs(engine, inputs)
+    for key in sorted(configurations):
+        problem = engine.validate(configurations[key], functional, protocol, **kwargs)
+        if problem:
+            return f'configuration {key!r}: {problem}'
+    # Dry run of the builder on the first configuration: checks overrides and options too.
+    first = configurations[sorted(configurations)[0]]
+    overrides = inputs['overrides'].get_dict() if 'overrides' in inputs else None
+    options = inputs['options'].get_dict() if 'options' in inputs else None
+    try:
+        engine.get_builder(code, first, functional, protocol, overrides, options, **kwargs)
+    except (ValueError, TypeError, KeyError) as exception:
+        return f'the {name} inputs cannot be built: {exception}'
+    return None
+
+
+class ReferenceDataWorkChain(WorkChain):
+    """DFT single points (energy, forces, stress) of a set of configurations, collected into one TrainingSet."""
+
+    @classmethod
+    def define(cls, spec):
+        """Inputs: configurations, functional, engine, code, protocol, engine extras, concurrency and tolerance."""
+        super().define(spec)
+        spec.input_namespace(
+            'configurations',
+            valid_type=orm.StructureData,
+            dynamic=True,
+            help='The configurations to label (e.g. the outputs of sample_configurations), by name.',
+        )
+        spec.input('functional', valid_type=orm.Str, help="Exchange-correlation functional: 'pbe' or 'hse06'.")
+        spec.input('engine', valid_type=orm.Str, default=lambda: orm.Str('qe'), help="DFT engine: 'qe' or 'vasp'.")
+        spec.input('code', valid_type=orm.AbstractCode, required=False, help='pw.x (qe) or vasp code.')
+        spec.input(
+            'protocol',
+            valid_type=orm.Str,
+            default=lambda: orm.Str('moderate'),
+            help="DFT protocol of the engine: 'fast', 'moderate' or 'precise'.",
+        )
+        spec.input('pseudo_family', valid_type=orm.Str, required=False, help='qe: aiida-pseudo family label.')
+        spec.input('potential_family', valid_type=orm.Str, required=False, help='vasp: POTCAR family label.')
+        spec.input('potential_mapping', valid_type=orm.Dict, required=False, help='vasp: element → POTCAR symbol.')
+        spec.input(
+            'max_concurrent',
+            valid_type=orm.Int,
+            default=lambda: orm.Int(4),
+            help='At most this many DFT calculations run at once (submitted in waves).',
+        )
+        spec.input(
+            'max_failed_fraction',
+            valid_type=orm.Float,
+            default=lambda: orm.Float(0.1),
+            help='Largest tolerated fraction of failed configurations; above it the chain fails (exit 401).',
+        )
+        spec.input('overrides', valid_type=orm.Dict, required=False, help='Engine protocol overrides (see dft/).')
+        spec.input('options', valid_type=orm.Dict, required=False, help='metadata.options of each DFT CalcJob.')
+        spec.inputs.validator = validate_inputs
+        spec.outline(
+            cls.setup,
+            while_(cls.should_submit)(cls.submit_wave, cls.inspect_wave),
+            cls.collect,
+        )
+        spec.output('training_set', valid_type=TrainingSet, help='Energy (eV), forces (eV/Å), stress (eV/Å³).')
+        spec.output(
+            'summary',
+            valid_type=orm.Dict,
+            help='n_configurations, n_succeeded, n_failed and failed: {name: {pk, exit_status, exit_message}}.',
+        )
+        spec.exit_code(
+            401,
+            'ERROR_TOO_MANY_FAILED',
+            message='More than max_failed_fraction of the configurations failed (their pks are in the report and '
+            'the summary output).',
+        )
+        spec.exit_code(402, 'ERROR_COLLECTION_FAILED', message='collect_training_set failed on the DFT outputs.')
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code: orm.AbstractCode,
+        configurations: Mapping[str, orm.StructureData] | Sequence[orm.StructureData],
+        functional: str,
+        engine: str = 'qe',
+        protocol: str = 'moderate',
+        overrides: dict | None = None,
+        options: dict | None = None,
+        **engine_kwargs: Any,
+    ):
+        """A builder with the concurrency and failure tolerance of ``protocol`` (``protocols/reference.yaml``).
+
+        :param configurations: StructureData by name, or a sequence (named ``c0000``, ``c0001``...).
+        :param engine_kwargs: qe: ``pseudo_family`` (str); vasp: ``potential_family`` (str), ``potential_mapping``
+            (dict); also ``max_concurrent`` (int) and ``max_failed_fraction`` (float) replace the protocol's.
+        """
+        protocols = load_protocols()['protocols']
+        if protocol not in protocols:
+            raise ValueError(f'unknown protocol {protocol!r}; known: {", ".join(protocols)}.')
+        settings = dict(protocols[protocol])
+        for key in ('max_concurrent', 'max_failed_fraction'):
+            if key in engine_kwargs:
+                settings[key] = engine_kwargs.pop(key)
+        if not isinstance(configurations, Mapping):
+            configurations = {f'c{i:04d}': structure for i, structure in enumerate(configurations)}
+        builder = cls.get_builder()
+        builder.code = code
+        builder.configurations = dict(configurations)
+        builder.functional = orm.Str(functional)
+        builder.engine = orm.Str(engine)
+        builder.protocol = orm.Str(protocol)
+        builder.max_concurrent = orm.Int(int(settings['max_concurrent']))
+        builder.max_failed_fraction = orm.Float(float(settings['max_failed_fraction']))
+        if overrides:
+            builder.overrides = orm.Dict(overrides)
+        if options:
+            builder.options = orm.Dict(options)
+        for key, value in engine_kwargs.items():
+            if key not in ENGINE_INPUT_TYPES:
+                raise ValueError(f'unknown engine argument {key!r}; known: {", ".join(ENGINE_INPUT_TYPES)}.')
+            builder[key] = ENGINE_INPUT_TYPES[key](value)
+        return builder
+
+    def setup(self):
+        """Queue the configurations (sorted by name) and load the engine."""
+        self.ctx.pending = sorted(self.inputs.configurations)
+        self.ctx.succeeded = {}
+        self.ctx.failed = {}
+        self.ctx.wave = 0
+        engine = self.inputs.engine.value.strip().lower()
+        self.report(
+            f'{len(self.ctx.pending)} configurations, engine {engine}, functional {self.inputs.functional.value}, '
+            f'protocol {self.inputs.protocol.value}, at most {self.inputs.max_concurrent.value} at once'
+        )
+
+    def _engine(self):
+        return get_dft_engine(self.inputs.engine.value)
+
+    def should_submit(self) -> bool:
+        """Whether configurations remain to be computed."""
+        return bool(self.ctx.pending)
+
+    def submit_wave(self):
+        """Submit the next (at most ``max_concurrent``) DFT sub-workchains."""
+        engine = self._engine()
+        kwargs = engine_kwargs_from_inputs(engine, self.inputs)
+        overrides = self.inputs.overrides.get_dict() if 'overrides' in self.inputs else None
+        options = self.inputs.options.get_dict() if 'options' in self.inputs else None
+        wave, self.ctx.pending = (
+            self.ctx.pending[: self.inputs.max_concurrent.value],
+            self.ctx.pending[self.inputs.max_concurrent.value :],
+        )
+        self.ctx.wave += 1
+        running = {}
+        for name in wave:
+            builder = engine.get_builder(
+                self.inputs.code,
+                self.inputs.configurations[name],
+                self.inputs.functional.value,
+                self.inputs.protocol.value,
+                overrides,
+                options,
+                **kwargs,
+            )
+            builder.metadata.call_link_label = f'dft_{name}'
+            running[f'dft_{name}'] = self.submit(builder)
+        pks = ', '.join(f'{key[4:]}<{node.pk}>' for key, node in running.items())
+        self.report(f'wave {self.ctx.wave}: submitted {len(running)} single points: {pks}')
+        self.ctx.wave_names = wave
+        return ToContext(**running)
+
+    def inspect_wave(self):
+        """Sort the finished sub-workchains into succeeded and failed (reported by pk)."""
+        for name in self.ctx.wave_names:
+            node = self.ctx[f'dft_{name}']
+            if node.is_finished_ok:
+                self.ctx.succeeded[name] = node.pk
+            else:
+                self.ctx.failed[name] = {
+                    'pk': node.pk,
+                    'exit_status': node.exit_status,
+                    'exit_message': node.exit_message or node.process_state.value,
+                }
+                self.report(
+                    f'configuration {name}: {node.process_label}<{node.pk}> failed [{node.exit_status}]: '
+                    f'{node.exit_message}'
+                )
+
+    def collect(self):
+        """Check the failure fraction, then collect the labels of the succeeded configurations into a TrainingSet."""
+        total = len(self.inputs.configurations)
+        failed = self.ctx.failed
+        summary = {
+            'engine': self.inputs.engine.value.strip().lower(),
+            'functional': self.inputs.functional.value,
+            'protocol': self.inputs.protocol.value,
+            'n_configurations': total,
+            'n_succeeded': len(self.ctx.succeeded),
+            'n_failed': len(failed),
+            'max_failed_fraction': self.inputs.max_failed_fraction.value,
+            'failed': failed,
+        }
+        self.out('summary', reference_summary(orm.Dict(summary)))
+        fraction = len(failed) / total
+        if failed:
+            listing = ', '.join(f'{name} (pk {info["pk"]})' for name, info in sorted(failed.items()))
+            self.report(f'{len(failed)} of {total} configurations failed ({fraction:.0%}): {listing}')
+        if not self.ctx.succeeded or fraction > self.inputs.max_failed_fraction.value:
+            self.report(
+                f'failed fraction {fraction:.0%} exceeds max_failed_fraction '
+                f'{self.inputs.max_failed_fraction.value:.0%}: no training set'
+            )
+            return self.exit_codes.ERROR_TOO_MANY_FAILED
+
+        engine = self._engine()
+        configurations = {}
+        for name, pk in sorted(self.ctx.succeeded.items()):
+            node = orm.load_node(pk)
+            configurations[name] = {
+                'structure': self.inputs.configurations[name],
+                **{port: node.outputs[port] for port in engine.OUTPUT_PORTS},
+            }
+        outputs, node = collect_training_set.run_get_node(
+            engine=self.inputs.engine, functional=self.inputs.functional, **configurations
+        )
+        if not node.is_finished_ok:
+            self.report(f'collect_training_set<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')
+            return self.exit_codes.ERROR_COLLECTION_FAILED
+        training_set = outputs if isinstance(outputs, TrainingSet) else outputs['result']
+        self.out('training_set', training_set)
+        self.report(
+            f'TrainingSet<{training_set.pk}>: {training_set.n_structures} configurations, '
+            f'{training_set.n_atoms_total} atoms, functional {training_set.functional}'
+        )
+        return None
