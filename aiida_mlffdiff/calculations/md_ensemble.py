@@ -7,8 +7,25 @@ each: the thread variables are exported in the job script). Everything the job n
 to, its working directory: the drivers, the model file(s), the structure (``structure.extxyz``, the supercell
 if one was asked for) and the settings (``md_ensemble.json``).
 
-Only the ``ase`` engine exists for now; ``torch-sim`` (batched replicas) and ``lammps`` are planned and refused
-at submission with a message saying so.
+Engines (parameter ``engine``; checked against the model's architecture and the code's environment at submission):
+
+- ``ase``: every architecture and the pretrained models; driver ``md_ensemble.py``; the replicas are spread over
+  ``num_mpiprocs_per_machine`` worker processes, one replica at a time per process; code: the python of the model's
+  own environment (``mlffdiff-<mace|nequip|deepmd|pretrained>-python``).
+- ``torchsim``: MACE, NequIP and DeePMD models (:data:`TORCHSIM_ARCHITECTURES`); driver
+  ``md_ensemble_torchsim.py`` (plus the ASE driver, whose reader and writer it imports): the replicas are split over
+  ``num_mpiprocs_per_machine`` worker processes and each process integrates its share as ONE batched torch-sim
+  state (one model call per step for all of them); code: the python of ``torchsim-<architecture>`` (Python 3.12).
+  NequIP models must be compiled with ``nequip-compile --target batch`` under that environment's torch (train with
+  ``compile_target: batch`` and ``compile_code`` = ``mlffdiff-torchsim-nequip-compile``); DeePMD's frozen ``.pth``
+  loads as it is.
+- ``lammps``: DeePMD through ``pair_style deepmd`` runs as its own work chain, ``LammpsEnsembleWorkChain``
+  (``mlffdiff.lammps_ensemble``, one ``lammps.raw`` job per replica); this CalcJob refuses it at submission.
+
+Without ``engine`` the engine follows the code's environment (a ``torchsim-*`` python: ``torchsim``; otherwise
+``ase``). :func:`default_engine` (architecture, atoms per replica) is the measured fastest engine on CPU
+(docs/md_engines.md), for workflows that pick a code; :func:`engine_environment` names the environment whose
+python runs a model with an engine.
 
 Parameters (``parameters`` Dict, checked at submission; units in the names):
 
@@ -24,12 +41,13 @@ Parameters (``parameters`` Dict, checked at submission; units in the names):
 - ``mobile_species`` (default ``'Li'``): must be in the structure, and must not be all of it.
 - ``n_replicas`` (default 4, ≥ 1); ``seeds`` (list of n_replicas distinct ints) or ``seed`` (base, default 0:
   replica i gets ``seed + i``).
-- ``engine`` (default ``'ase'``).
+- ``engine`` (default: from the code's environment, see above): ``ase`` or ``torchsim``.
 - ``max_failed_fraction`` (default 0.5, in [0, 1)): the parser fails the job (``ERROR_TOO_MANY_FAILED_REPLICAS``)
   when a larger fraction of replicas blew up; it still attaches the MSD of the good ones.
 
 Submission errors: bad parameters, mobile species absent, species not covered by the model, a non-periodic
-cell, atoms closer than 0.5 Å, a code of another engine environment, a corrupted model file.
+cell, atoms closer than 0.5 Å, an engine that does not run the model's architecture (or a NequIP model compiled
+for another target), a code of another engine environment, a corrupted model file.
 """
 
 from __future__ import annotations
@@ -46,12 +64,34 @@ from ..data.msd import MsdData
 from ..drivers import driver_path
 from ..environments.engines import ENGINES, SINGLE_THREAD
 from ..functions.parameters import REQUIRED, Option, one_of, positive, validate_parameters
-from .evaluate import model_code_problem
+from .evaluate import ENGINE_EXTRA, model_code_problem
 
-__all__ = ('MAX_TIMESTEP_FS', 'MD_ENGINES', 'PARAMETERS', 'MdEnsembleCalculation', 'md_parameters')
+__all__ = (
+    'BATCH_PAYS_UP_TO_ATOMS',
+    'DEFAULT_ENGINE',
+    'MAX_TIMESTEP_FS',
+    'MD_ENGINES',
+    'PARAMETERS',
+    'TORCHSIM_ARCHITECTURES',
+    'MdEnsembleCalculation',
+    'default_engine',
+    'engine_environment',
+    'engine_problem',
+    'md_parameters',
+)
 
-#: MD engines: only 'ase' runs now; the others are planned.
-MD_ENGINES = {'ase': True, 'torch-sim': False, 'lammps': False}
+#: MD engines: whether this CalcJob runs them (lammps runs in LammpsEnsembleWorkChain instead).
+MD_ENGINES = {'ase': True, 'torchsim': True, 'lammps': False}
+#: Architectures the torch-sim engine runs (one environment each: torchsim-mace, torchsim-nequip, torchsim-deepmd).
+TORCHSIM_ARCHITECTURES = ('mace', 'nequip', 'deepmd')
+#: Fastest engine per architecture on CPU, 1 thread per process, for cells up to :data:`BATCH_PAYS_UP_TO_ATOMS`
+#: (the 52-atom Li6PS5Cl cell): batching pays for NequIP and DeePMD, not for MACE (docs/md_engines.md).
+DEFAULT_ENGINE = {'mace': 'ase', 'nequip': 'torchsim', 'deepmd': 'torchsim', 'chgnet': 'ase', 'sevenn': 'ase'}
+#: Above this many atoms per replica batching no longer pays on CPU for these architectures (DeePMD at 416 atoms:
+#: ASE ≈ 4 100–5 600 atom-steps per CPU-second against torch-sim's ≈ 2 100; NequIP: a tie).
+BATCH_PAYS_UP_TO_ATOMS = {'nequip': 416, 'deepmd': 200}
+#: Driver script per engine (the torch-sim one imports the ASE one).
+DRIVERS = {'ase': 'md_ensemble.py', 'torchsim': 'md_ensemble_torchsim.py'}
 THERMOSTATS = ('langevin', 'bussi', 'nose_hoover')
 #: Default coupling per thermostat: Langevin friction (1/fs), Bussi τ and Nosé–Hoover damping time (fs).
 DEFAULT_COUPLING = {'langevin': 0.001, 'bussi': 100.0, 'nose_hoover': 100.0}
@@ -92,7 +132,7 @@ PARAMETERS = {
     'n_replicas': Option(int, 4, 'independent replicas', _at_least_one),
     'seeds': Option((list, type(None)), None, 'one seed per replica (else seed + i)', _seeds),
     'seed': Option(int, 0, 'base seed: replica i gets seed + i', _non_negative),
-    'engine': Option(str, 'ase', 'MD engine: ase (torch-sim and lammps not yet supported)'),
+    'engine': Option((str, type(None)), None, 'MD engine: ase or torchsim (default: from the code)'),
     'max_failed_fraction': Option(float, 0.5, 'largest tolerated fraction of failed replicas', _failed_fraction),
 }
 
@@ -102,11 +142,14 @@ def md_parameters(raw, symbols) -> dict:
     parameters = validate_parameters(raw, PARAMETERS, 'md_ensemble parameters')
     problems = []
     engine = parameters['engine']
-    if engine not in MD_ENGINES:
+    if engine is not None and engine not in MD_ENGINES:
         problems.append(f'engine {engine!r} is unknown (known: {", ".join(MD_ENGINES)})')
-    elif not MD_ENGINES[engine]:
-        planned = ', '.join(name for name, ready in MD_ENGINES.items() if not ready)
-        problems.append(f'engine {engine!r} is not yet supported (only ase runs now; planned: {planned})')
+    elif engine is not None and not MD_ENGINES[engine]:
+        ready = ', '.join(name for name, runs in MD_ENGINES.items() if runs)
+        problems.append(
+            f'engine {engine!r} does not run in this CalcJob (it runs: {ready}); use LammpsEnsembleWorkChain '
+            '(mlffdiff.lammps_ensemble) for lammps'
+        )
     limit = MAX_TIMESTEP_FS['H'] if 'H' in symbols else MAX_TIMESTEP_FS['default']
     timestep = parameters['timestep_fs']
     if timestep > limit:
@@ -135,6 +178,67 @@ def md_parameters(raw, symbols) -> dict:
     if problems:
         raise ValueError('invalid md_ensemble parameters: ' + '; '.join(problems) + '.')
     return parameters
+
+
+def default_engine(architecture: str, n_atoms: int) -> str:
+    """The measured fastest MD engine on CPU for ``architecture`` with ``n_atoms`` atoms per replica."""
+    engine = DEFAULT_ENGINE.get(architecture, 'ase')
+    if engine == 'torchsim' and n_atoms > BATCH_PAYS_UP_TO_ATOMS.get(architecture, 0):
+        return 'ase'
+    return engine
+
+
+def code_environment(code) -> str | None:
+    """The engine environment a code runs (its ``mlffdiff_engine`` extra, set by ``register_codes``), or None."""
+    return code.base.extras.get(ENGINE_EXTRA, None) if code is not None else None
+
+
+def resolve_engine(engine: str | None, code) -> str:
+    """The MD engine: ``engine`` if given, else ``torchsim`` for a code of a ``torchsim-*`` environment, else ase."""
+    if engine is not None:
+        return engine
+    environment = code_environment(code) or ''
+    return 'torchsim' if environment.startswith('torchsim-') else 'ase'
+
+
+def engine_environment(model: MlffModel, engine: str) -> str:
+    """The engine environment whose python runs ``model`` with ``engine`` (e.g. ``torchsim-nequip``)."""
+    return f'torchsim-{model.architecture}' if engine == 'torchsim' else model.engine
+
+
+def engine_problem(model: MlffModel, engine: str, code) -> str | None:
+    """Why ``model`` cannot run with MD ``engine`` and ``code``, or None (checked at submission)."""
+    if engine == 'ase':
+        environment = code_environment(code)
+        if environment and environment.startswith('torchsim-'):
+            return (
+                f'code {code.full_label} runs the {environment!r} environment (torch-sim): set engine to '
+                "'torchsim', or give the python of the model's own environment for engine 'ase'."
+            )
+        return model_code_problem(model, code)
+    if engine != 'torchsim':
+        return f'engine {engine!r} cannot run models here.'
+    if model.pretrained or model.architecture not in TORCHSIM_ARCHITECTURES:
+        what = f'pretrained {model.model_name}' if model.pretrained else model.architecture
+        return (
+            f"engine 'torchsim' does not run {what} models (it runs {', '.join(TORCHSIM_ARCHITECTURES)}); use "
+            "engine 'ase'."
+        )
+    if model.architecture == 'nequip' and model.target != 'batch':
+        return (
+            f'{model.describe()} was compiled for the {model.target!r} target; torch-sim needs a model compiled with '
+            '`nequip-compile --target batch` under the torch of the torchsim-nequip environment (train with '
+            "compile_target 'batch' and compile_code mlffdiff-torchsim-nequip-compile)."
+        )
+    environment = code_environment(code)
+    needed = engine_environment(model, engine)
+    if environment and environment != needed:
+        return f"code {code.full_label} runs the {environment!r} environment: engine 'torchsim' needs {needed!r}."
+    try:
+        model.verify_checksum()
+    except ValueError as exception:
+        return str(exception)
+    return None
 
 
 def build_atoms(structure: orm.StructureData, supercell: orm.List | None):
@@ -169,7 +273,7 @@ def validate_inputs(value, _=None) -> str | None:
     symbols = atoms.get_chemical_symbols()
     parameters = value.get('parameters')
     try:
-        md_parameters(parameters.get_dict() if parameters is not None else None, symbols)
+        engine = md_parameters(parameters.get_dict() if parameters is not None else None, symbols)['engine']
     except ValueError as exception:
         return str(exception)
     try:
@@ -179,11 +283,11 @@ def validate_inputs(value, _=None) -> str | None:
     distances = neighbor_list('d', atoms, MIN_DISTANCE_A)
     if distances.size:
         return f'atoms overlap in the MD cell: two are {distances.min():.3f} Å apart (< {MIN_DISTANCE_A} Å).'
-    return model_code_problem(model, code)
+    return engine_problem(model, resolve_engine(engine, code), code)
 
 
 class MdEnsembleCalculation(CalcJob):
-    """Independent MD replicas of one model at one temperature (ASE); MSD of the mobile species per replica."""
+    """Independent MD replicas of one model at one temperature (ASE or torch-sim); MSD of the mobile species."""
 
     _DRIVER = 'md_ensemble.py'
     _SHARED_DRIVER = 'evaluate_model.py'
@@ -237,10 +341,16 @@ class MdEnsembleCalculation(CalcJob):
         resources = self.inputs.metadata.options.resources
         return int(resources.get('num_mpiprocs_per_machine') or resources.get('tot_num_mpiprocs') or 1)
 
+    @property
+    def engine(self) -> str:
+        """The MD engine of this job (``ase`` or ``torchsim``)."""
+        return resolve_engine(self.inputs.parameters.get_dict().get('engine'), self.inputs.code)
+
     def thread_variables(self) -> dict[str, str]:
         """One thread per worker process, unless the user set the variables explicitly."""
         variables = dict(SINGLE_THREAD)
-        for name, value in ENGINES[self.inputs.model.engine].environment.items():
+        environment = ENGINES.get(engine_environment(self.inputs.model, self.engine))
+        for name, value in (environment.environment if environment is not None else {}).items():
             variables[name] = '1' if name.endswith('INTRA_OP_PARALLELISM_THREADS') else value
         user = self.inputs.metadata.options.get('environment_variables', None) or {}
         return {name: value for name, value in variables.items() if name not in user}
@@ -256,6 +366,7 @@ class MdEnsembleCalculation(CalcJob):
             'workers': self.workers,
             'threads': 1,
             **{key: parameters[key] for key in PARAMETERS if key not in ('seed', 'max_failed_fraction')},
+            'engine': self.engine,
         }
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
@@ -263,6 +374,8 @@ class MdEnsembleCalculation(CalcJob):
         model = self.inputs.model
         folder.insert_path(str(driver_path('md_ensemble')), self._DRIVER)
         folder.insert_path(str(driver_path('evaluate_model')), self._SHARED_DRIVER)
+        if self.engine == 'torchsim':
+            folder.insert_path(str(driver_path('md_ensemble_torchsim')), DRIVERS['torchsim'])
         atoms = build_atoms(self.inputs.structure, self.inputs.get('supercell'))
         with folder.open(self._STRUCTURE, 'w') as handle:
             atoms.write(handle, format='extxyz')
@@ -277,7 +390,7 @@ class MdEnsembleCalculation(CalcJob):
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
         codeinfo.cmdline_params = [
-            self._DRIVER,
+            DRIVERS[self.engine],
             '--config',
             self._CONFIG,
             '--output',

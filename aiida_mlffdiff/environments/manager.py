@@ -34,14 +34,69 @@ def requirements_hash(spec: EngineSpec, python: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
+def _reports_version(executable: str, version: str) -> bool:
+    """Whether ``executable`` runs and is Python ``version`` (``major.minor``); pyenv shims may exist and fail."""
+    try:
+        result = subprocess.run(
+            [executable, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and result.stdout.strip() == version
+
+
+def find_python(version: str) -> str | None:
+    """A working interpreter of Python ``version`` (``major.minor``), or None.
+
+    Looked for, in order: ``$MLFFDIFF_PYTHON_<major>_<minor>`` (e.g. ``MLFFDIFF_PYTHON_3_12``), ``python<version>``
+    on PATH, pyenv's installs (``$PYENV_ROOT`` or ``~/.pyenv``, newest patch first), uv's managed pythons, and the
+    usual system locations. Each candidate must run and report that version (a pyenv shim may exist and fail).
+    """
+    import glob
+
+    candidates: list[str] = []
+    configured = os.environ.get(f'MLFFDIFF_PYTHON_{version.replace(".", "_")}')
+    if configured:
+        candidates.append(configured)
+    on_path = shutil.which(f'python{version}')
+    if on_path:
+        candidates.append(on_path)
+    roots = [os.environ.get('PYENV_ROOT'), str(Path.home() / '.pyenv')]
+    for root in filter(None, roots):
+        found = glob.glob(str(Path(root) / 'versions' / f'{version}.*' / 'bin' / f'python{version}'))
+        candidates += sorted(
+            found, key=lambda p: [int(x) for x in Path(p).parents[1].name.split('.')[2:3] if x.isdigit()]
+        )[::-1]
+    candidates += sorted(
+        glob.glob(str(Path.home() / '.local/share/uv/python' / f'cpython-{version}.*' / 'bin' / 'python3'))
+    )[::-1]
+    candidates += [f'/usr/bin/python{version}', f'/usr/local/bin/python{version}']
+    seen = set()
+    for candidate in candidates:
+        if candidate in seen:
+            continue
+        seen.add(candidate)
+        if _reports_version(candidate, version):
+            return candidate
+    return None
+
+
 def _interpreter(spec: EngineSpec) -> tuple[str, str]:
     """The base interpreter for the environment and its ``major.minor`` version."""
     if spec.python is None:
         return sys.executable, f'{sys.version_info.major}.{sys.version_info.minor}'
-    candidate = shutil.which(f'python{spec.python}')
+    candidate = find_python(spec.python)
     if candidate is None:
+        variable = f'MLFFDIFF_PYTHON_{spec.python.replace(".", "_")}'
         raise EngineEnvironmentError(
-            f'engine {spec.name} needs Python {spec.python}, but python{spec.python} is not on PATH.'
+            f'engine {spec.name} needs Python {spec.python}, and none was found (looked at ${variable}, '
+            f'python{spec.python} on PATH, pyenv and uv installs, /usr/bin, /usr/local/bin). Install it '
+            f'(e.g. `pyenv install {spec.python}` or `uv python install {spec.python}`) or set {variable} to its '
+            'interpreter.'
         )
     return candidate, spec.python
 
@@ -155,7 +210,7 @@ def register_codes(environment: Environment, computer_label: str = 'localhost', 
             label=label,
             computer=computer,
             filepath_executable=filepath,
-            default_calc_job_plugin=None,
+            default_calc_job_plugin=environment.spec.calc_job_plugins.get(key),
             description=f'{environment.spec.description} [{environment.version}]',
         ).store()
         code.base.extras.set('mlffdiff_engine', environment.spec.name)

@@ -32,7 +32,7 @@ from ..calculations.md_ensemble import MdEnsembleCalculation, build_atoms
 from ..data.msd import MsdData
 from .driver import DriverParser
 
-__all__ = ('MdEnsembleParser',)
+__all__ = ('MdEnsembleParser', 'ensemble_msd', 'ensemble_thermo', 'failure_summary', 'too_many_failed')
 
 FAILURES = {
     'model_load_failed': 'ERROR_MODEL_LOAD_FAILED',
@@ -57,6 +57,83 @@ def _finite_or_none(value) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def ensemble_thermo(arrays: dict, messages: dict[int, str], max_failed: float) -> tuple[dict, list[int]]:
+    """The ``thermo`` output of an ensemble and the indices of its OK replicas (shared by every MD engine).
+
+    A replica is OK when its status is ``ok``, it reached every frame and its positions (Å) and framework
+    centre-of-mass drift (Å) are finite. ``arrays`` holds the driver's npz arrays (see the module docstring);
+    ``messages`` maps replica index → message.
+    """
+    statuses = [str(s) for s in arrays['status']]
+    n_frames = arrays['time_ps'].size
+    ok = [
+        i
+        for i, s in enumerate(statuses)
+        if s == 'ok'
+        and arrays['n_frames_done'][i] == n_frames
+        and np.isfinite(arrays['positions_A'][i]).all()
+        and np.isfinite(arrays['framework_com_A'][i]).all()
+    ]
+    excluded = [i for i in range(len(statuses)) if i not in ok]
+    replicas = [
+        {
+            'index': i,
+            'seed': int(arrays['seeds'][i]),
+            'status': statuses[i],
+            'n_frames_done': int(arrays['n_frames_done'][i]),
+            'temperature_mean_K': _finite_or_none(arrays['temperature_mean_K'][i]),
+            'temperature_std_K': _finite_or_none(arrays['temperature_std_K'][i]),
+            'energy_drift_eV_atom_ps': _finite_or_none(arrays['energy_drift_eV_atom_ps'][i]),
+            'message': messages.get(i, ''),
+        }
+        for i in range(len(statuses))
+    ]
+    thermo = {
+        'replicas': replicas,
+        'n_replicas': len(statuses),
+        'n_ok': len(ok),
+        'n_excluded': len(excluded),
+        'excluded': excluded,
+        'max_failed_fraction': max_failed,
+    }
+    return thermo, ok
+
+
+def failure_summary(thermo: dict) -> str:
+    """One line naming the excluded replicas of a ``thermo`` dict, their status and message."""
+    replicas = thermo['replicas']
+    return ', '.join(
+        f'replica {i}: {replicas[i]["status"]} {replicas[i]["message"]}'.strip() for i in thermo['excluded']
+    )
+
+
+def too_many_failed(thermo: dict) -> bool:
+    """Whether more than ``max_failed_fraction`` of the replicas of a ``thermo`` dict were excluded."""
+    return thermo['n_excluded'] / thermo['n_replicas'] > thermo['max_failed_fraction']
+
+
+def ensemble_msd(arrays: dict, ok: list[int], parameters: dict, volume_A3: float, source: str) -> MsdData:  # noqa: N803
+    """Tracer and collective MSD (Å²) of the OK replicas, each corrected for its framework's drift (Å).
+
+    :param parameters: the validated MD parameters (``temperature_K``, ``mobile_species``).
+    :param volume_A3: volume of the MD cell (Å³).
+    """
+    drift = arrays['framework_com_A']
+    positions = arrays['positions_A']
+    tracer = np.stack([tracer_msd(positions[i], drift=drift[i]) for i in ok])
+    collective = np.stack([collective_msd(positions[i], drift=drift[i]) for i in ok])
+    return MsdData(
+        time_ps=arrays['time_ps'],
+        msd_A2=tracer,
+        collective_msd_A2=collective,
+        species=parameters.get('mobile_species', 'Li'),
+        n_ions=positions.shape[2],
+        volume_A3=volume_A3,
+        temperature_K=float(parameters['temperature_K']),
+        source=source,
+    )
+
+
 class MdEnsembleParser(DriverParser):
     """Parse an :class:`MdEnsembleCalculation`: MSD of the OK replicas and per-replica thermo."""
 
@@ -73,69 +150,27 @@ class MdEnsembleParser(DriverParser):
         self.out('run_info', orm.Dict(info))
         parameters = self.node.inputs.parameters.get_dict()
         max_failed = float(parameters.get('max_failed_fraction', 0.5))
-        statuses = [str(s) for s in arrays['status']]
-        n_frames = arrays['time_ps'].size
-        ok = [
-            i
-            for i, s in enumerate(statuses)
-            if s == 'ok'
-            and arrays['n_frames_done'][i] == n_frames
-            and np.isfinite(arrays['positions_A'][i]).all()
-            and np.isfinite(arrays['framework_com_A'][i]).all()
-        ]
-        excluded = [i for i in range(len(statuses)) if i not in ok]
-        replicas = [
-            {
-                'index': i,
-                'seed': int(arrays['seeds'][i]),
-                'status': statuses[i],
-                'n_frames_done': int(arrays['n_frames_done'][i]),
-                'temperature_mean_K': _finite_or_none(arrays['temperature_mean_K'][i]),
-                'temperature_std_K': _finite_or_none(arrays['temperature_std_K'][i]),
-                'energy_drift_eV_atom_ps': _finite_or_none(arrays['energy_drift_eV_atom_ps'][i]),
-            }
-            for i in range(len(statuses))
-        ]
         messages = {r['index']: r.get('message', '') for r in info.get('replicas', [])}
-        for replica in replicas:
-            replica['message'] = messages.get(replica['index'], '')
-        self.out(
-            'thermo',
-            orm.Dict(
-                {
-                    'replicas': replicas,
-                    'n_replicas': len(statuses),
-                    'n_ok': len(ok),
-                    'n_excluded': len(excluded),
-                    'excluded': excluded,
-                    'max_failed_fraction': max_failed,
-                }
-            ),
-        )
-        summary = ', '.join(f'replica {i}: {statuses[i]} {messages.get(i, "")}'.strip() for i in excluded)
+        thermo, ok = ensemble_thermo(arrays, messages, max_failed)
+        self.out('thermo', orm.Dict(thermo))
+        summary = failure_summary(thermo)
         if not ok:
             return self._exit('ERROR_ALL_REPLICAS_FAILED', summary)
 
-        drift = arrays['framework_com_A']
-        positions = arrays['positions_A']
-        tracer = np.stack([tracer_msd(positions[i], drift=drift[i]) for i in ok])
-        collective = np.stack([collective_msd(positions[i], drift=drift[i]) for i in ok])
         inputs = self.node.inputs
         atoms = build_atoms(inputs.structure, inputs.supercell if 'supercell' in inputs else None)
-        msd = MsdData(
-            time_ps=arrays['time_ps'],
-            msd_A2=tracer,
-            collective_msd_A2=collective,
-            species=parameters.get('mobile_species', 'Li'),
-            n_ions=positions.shape[2],
-            volume_A3=float(atoms.get_volume()),
-            temperature_K=float(parameters['temperature_K']),
-            source=f'MdEnsembleCalculation {self.node.uuid}: {len(ok)} of {len(statuses)} replicas',
+        msd = ensemble_msd(
+            arrays,
+            ok,
+            parameters,
+            float(atoms.get_volume()),
+            f'MdEnsembleCalculation {self.node.uuid}: {len(ok)} of {thermo["n_replicas"]} replicas',
         )
         self.out('msd', msd)
-        if len(excluded) / len(statuses) > max_failed:
+        if too_many_failed(thermo):
+            n_excluded, n_replicas = thermo['n_excluded'], thermo['n_replicas']
             return self._exit(
                 'ERROR_TOO_MANY_FAILED_REPLICAS',
-                f'{len(excluded)} of {len(statuses)} failed (> {max_failed:g}): {summary}',
+                f'{n_excluded} of {n_replicas} failed (> {max_failed:g}): {summary}',
             )
         return None

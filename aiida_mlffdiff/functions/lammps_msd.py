@@ -1,0 +1,304 @@
+"""``msd_from_lammps_dumps``: the outputs of an :class:`MdEnsembleCalculation` from LAMMPS replicas' files.
+
+Each replica's retrieved folder (a ``lammps.raw`` job written by :mod:`aiida_mlffdiff.calculations.lammps_script`)
+holds the production dump (unwrapped positions Å, velocities Å/ps, forces eV/Å of all atoms every sampling
+interval), the production and equilibration thermo files and LAMMPS' stdout. They are turned into the arrays the
+ASE driver writes (``positions_A`` of the mobile ions, ``framework_com_A``, ``time_ps``, ``status``, ...), and the
+MD ensemble parser's shared helpers (:func:`~aiida_mlffdiff.parsers.md_ensemble.ensemble_thermo`,
+:func:`~aiida_mlffdiff.parsers.md_ensemble.ensemble_msd`) make the ``thermo`` Dict and the ``msd`` MsdData, so
+both engines give the same outputs.
+
+Blow-ups are found with the ASE driver's own per-sample check (:func:`aiida_mlffdiff.drivers.md_ensemble.check`:
+non-finite positions/energy/forces → ``nan``, two atoms closer than 0.5 Å → ``atoms_too_close``, T above 3 × the
+target → ``temperature_runaway``), applied to every production frame rebuilt as ASE atoms with the dumped forces,
+velocities and the potential energy of the thermo file; the equilibration is checked on its thermo (non-finite
+energy or T, runaway). A replica whose job failed or stopped early without such a problem is ``error`` with the
+LAMMPS error line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from ..calculations.lammps_script import DUMP_COLUMNS, DUMP_FILE, EQUILIBRATION_FILE, THERMO_FILE
+from ..calculations.md_ensemble import build_atoms, md_parameters
+from ..parsers.md_ensemble import ensemble_msd, ensemble_thermo
+
+__all__ = (
+    'LAMMPS_STDOUT',
+    'driver_check',
+    'lammps_run_stats',
+    'msd_from_lammps_dumps',
+    'read_lammps_dump',
+    'read_thermo_file',
+    'replica_from_files',
+)
+
+LAMMPS_STDOUT = 'lammps.out'
+_LOOP = re.compile(r'Loop time of\s+(\S+)\s+on\s+(\d+)\s+procs\s+for\s+(\d+)\s+steps\s+with\s+(\d+)\s+atoms')
+_VERSION = re.compile(r'^LAMMPS \((.+)\)', re.MULTILINE)
+
+
+def driver_check() -> tuple[Callable, float]:
+    """The ASE driver's per-sample check ``check(atoms, target_K) -> (status, message)`` and its runaway factor.
+
+    The driver is a stand-alone script that imports its sibling ``evaluate_model`` by putting its own folder on
+    ``sys.path``; that entry is removed again after the import.
+    """
+    before = list(sys.path)
+    try:
+        from ..drivers import md_ensemble as driver
+    finally:
+        sys.path[:] = before
+    return driver.check, driver.RUNAWAY_FACTOR
+
+
+def read_lammps_dump(text: str, columns: tuple[str, ...] = DUMP_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """Steps (n_frames,) and per-atom values (n_frames, n_atoms, len(columns)) of a LAMMPS text dump, sorted by id.
+
+    A frame cut short (the run died while writing) is dropped; ``nan`` values are kept as NaN.
+
+    :raises ValueError: if the dump's columns differ from ``columns``.
+    """
+    lines = text.splitlines()
+    steps, frames = [], []
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith('ITEM: TIMESTEP'):
+            i += 1
+            continue
+        try:
+            step = int(lines[i + 1])
+            n_atoms = int(lines[i + 3])
+            header = lines[i + 8]
+        except (IndexError, ValueError):
+            break
+        names = header.split()[2:]
+        if tuple(names) != tuple(columns):
+            raise ValueError(f'dump columns {names} differ from the expected {list(columns)}.')
+        block = lines[i + 9 : i + 9 + n_atoms]
+        if len(block) < n_atoms:
+            break
+        try:
+            values = np.array([row.split() for row in block], dtype=float)
+        except ValueError:
+            break
+        if values.shape != (n_atoms, len(columns)):
+            break
+        steps.append(step)
+        frames.append(values[np.argsort(values[:, 0])])
+        i += 9 + n_atoms
+    if not frames:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0, len(columns)))
+    return np.array(steps, dtype=np.int64), np.stack(frames)
+
+
+def read_thermo_file(text: str | None) -> np.ndarray:
+    """Rows ``step, T (K), pe (eV), ke (eV), conserved energy (eV)`` of a ``fix print`` thermo file."""
+    rows = []
+    for line in (text or '').splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith('#'):
+            continue
+        try:
+            rows.append([float(value) for value in parts[:5]])
+        except ValueError:
+            continue
+    return np.array(rows, dtype=float).reshape(-1, 5)
+
+
+def lammps_run_stats(stdout: str | None) -> dict:
+    """LAMMPS version, the first ``ERROR`` line, and the summed loop wall time (s), steps and atoms of stdout."""
+    stdout = stdout or ''
+    loops = [(float(m[0]), int(m[1]), int(m[2]), int(m[3])) for m in _LOOP.findall(stdout)]
+    version = _VERSION.search(stdout)
+    error = next((line.strip() for line in stdout.splitlines() if line.lstrip().startswith('ERROR')), '')
+    return {
+        'version': version.group(1) if version else '',
+        'error': error,
+        'loop_s': sum(loop[0] for loop in loops),
+        'steps': sum(loop[2] for loop in loops),
+        'atoms': loops[0][3] if loops else 0,
+        'processes': loops[0][1] if loops else 0,
+    }
+
+
+def _content(folder: orm.FolderData | None, name: str) -> str | None:
+    if folder is None or name not in folder.base.repository.list_object_names():
+        return None
+    return folder.base.repository.get_object_content(name)
+
+
+def replica_from_files(files: dict[str, str | None], atoms, parameters: dict, seed: int, job_message: str = '') -> dict:
+    """One replica's arrays and status from its files' contents (keys: the dump, thermo files, stdout names).
+
+    :param atoms: the MD cell (ASE), in the atom order of the LAMMPS data file.
+    :param parameters: validated MD parameters (``md_parameters``).
+    :param job_message: why the LAMMPS job failed ('' when it finished).
+    """
+    from ase import units
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    check, runaway = driver_check()
+    target = float(parameters['temperature_K'])
+    timestep = float(parameters['timestep_fs'])
+    stride = round(float(parameters['sampling_interval_fs']) / timestep)
+    sample_ps = stride * timestep / 1000.0
+    n_frames = round(float(parameters['production_ps']) / sample_ps) + 1
+    symbols = np.array(atoms.get_chemical_symbols())
+    mobile = np.flatnonzero(symbols == parameters['mobile_species'])
+    framework = np.flatnonzero(symbols != parameters['mobile_species'])
+    masses = atoms.get_masses()
+    weights = masses[framework] / masses[framework].sum()
+    positions = np.full((n_frames, mobile.size, 3), np.nan)
+    com = np.full((n_frames, 3), np.nan)
+    stats = lammps_run_stats(files.get(LAMMPS_STDOUT))
+    status, message, done = 'ok', '', 0
+
+    equilibration = read_thermo_file(files.get(EQUILIBRATION_FILE))
+    for step, temperature, pe, _, _ in equilibration:
+        if not (np.isfinite(temperature) and np.isfinite(pe)):
+            status, message = 'nan', f'equilibration step {step:.0f}: non-finite energy or temperature'
+        elif temperature > runaway * target:
+            status = 'temperature_runaway'
+            message = f'equilibration step {step:.0f}: T = {temperature:.0f} K > {runaway:g} × {target:g} K'
+        if status != 'ok':
+            break
+
+    thermo = read_thermo_file(files.get(THERMO_FILE))
+    energy_of = {round(row[0]): row for row in thermo}
+    try:
+        steps, values = read_lammps_dump(files.get(DUMP_FILE) or '')
+    except ValueError as exception:
+        steps, values = np.zeros(0, dtype=np.int64), None
+        status, message = 'error', str(exception)
+    temperatures, energies = [], []
+    com0 = None
+    for frame in range(n_frames if status == 'ok' else 0):
+        index = np.flatnonzero(steps == frame * stride)
+        if index.size == 0 or frame * stride not in energy_of:
+            break
+        values_frame = values[index[0]]
+        if values_frame.shape[0] != len(atoms):
+            status, message = 'error', f'the dump holds {values_frame.shape[0]} atoms, the cell {len(atoms)}'
+            break
+        row = energy_of[frame * stride]
+        snapshot = atoms.copy()
+        snapshot.positions = values_frame[:, 2:5]
+        snapshot.set_velocities(values_frame[:, 5:8] / (1000.0 * units.fs))
+        snapshot.calc = SinglePointCalculator(snapshot, energy=float(row[2]), forces=values_frame[:, 8:11])
+        problem, detail = check(snapshot, target)
+        if problem != 'ok':
+            status, message = problem, f'production frame {frame}: {detail}'
+            break
+        positions[frame] = snapshot.positions[mobile]
+        centre = weights @ snapshot.positions[framework]
+        com0 = centre if com0 is None else com0
+        com[frame] = centre - com0
+        temperatures.append(float(row[1]))
+        energies.append(float(row[4]) / len(atoms))
+        done = frame + 1
+    if status == 'ok' and done < n_frames:
+        status = 'error'
+        reason = stats['error'] or job_message or 'no error message'
+        message = f'LAMMPS stopped after {done} of {n_frames} production frames: {reason}'
+    if len(energies) >= 2:
+        drift = float(np.polyfit(np.arange(len(energies)) * sample_ps, np.asarray(energies), 1)[0])
+    else:
+        drift = float('nan')
+    return {
+        'status': status,
+        'message': message,
+        'seed': int(seed),
+        'positions': positions,
+        'com': com,
+        'n_frames_done': done,
+        'temperature_mean_K': float(np.mean(temperatures)) if temperatures else float('nan'),
+        'temperature_std_K': float(np.std(temperatures)) if temperatures else float('nan'),
+        'energy_drift_eV_atom_ps': drift,
+        'lammps': stats,
+    }
+
+
+@calcfunction
+def msd_from_lammps_dumps(structure: orm.StructureData, parameters: orm.Dict, jobs: orm.Dict, **kwargs) -> dict:
+    """``msd`` (MsdData, if any replica is OK), ``thermo`` and ``run_info`` Dicts of a LAMMPS ensemble.
+
+    :param structure: the structure the replicas ran (repeated by the optional ``supercell`` List input).
+    :param parameters: the ensemble's MD parameters (validated again here; defaults completed).
+    :param jobs: per replica ``replica_<i>``: ``seed``, ``exit_status``, ``exit_message``, ``pk``.
+    :param kwargs: ``supercell`` (List, optional) and ``replica_<i>`` (FolderData: the retrieved files of the
+        replicas that got that far).
+    """
+    supercell = kwargs.get('supercell')
+    atoms = build_atoms(structure, supercell)
+    raw = {key: value for key, value in parameters.get_dict().items() if key != 'engine'}
+    values = md_parameters(raw, atoms.get_chemical_symbols())
+    job_info = jobs.get_dict()
+    names = sorted(job_info, key=lambda name: int(name.rsplit('_', 1)[-1]))
+    results = []
+    for name in names:
+        job = job_info[name]
+        folder = kwargs.get(name)
+        files = {key: _content(folder, key) for key in (DUMP_FILE, THERMO_FILE, EQUILIBRATION_FILE, LAMMPS_STDOUT)}
+        message = '' if job.get('exit_status') == 0 else f'job {job.get("pk")}: {job.get("exit_message") or "failed"}'
+        if folder is None:
+            result = replica_from_files({}, atoms, values, job['seed'], message)
+            result.update(status='error', message=message or 'nothing retrieved')
+        else:
+            result = replica_from_files(files, atoms, values, job['seed'], message)
+        results.append(result)
+
+    stride_ps = round(values['sampling_interval_fs'] / values['timestep_fs']) * values['timestep_fs'] / 1000.0
+    n_frames = results[0]['positions'].shape[0]
+    arrays = {
+        'positions_A': np.stack([r['positions'] for r in results]),
+        'framework_com_A': np.stack([r['com'] for r in results]),
+        'time_ps': np.arange(n_frames) * stride_ps,
+        'status': np.array([r['status'] for r in results]),
+        'n_frames_done': np.array([r['n_frames_done'] for r in results], dtype=np.int64),
+        'temperature_mean_K': np.array([r['temperature_mean_K'] for r in results]),
+        'temperature_std_K': np.array([r['temperature_std_K'] for r in results]),
+        'energy_drift_eV_atom_ps': np.array([r['energy_drift_eV_atom_ps'] for r in results]),
+        'seeds': np.array([r['seed'] for r in results], dtype=np.int64),
+    }
+    messages = {i: r['message'] for i, r in enumerate(results)}
+    thermo, ok = ensemble_thermo(arrays, messages, float(values['max_failed_fraction']))
+    loop_s = [r['lammps']['loop_s'] for r in results]
+    atom_steps = [r['lammps']['steps'] * r['lammps']['atoms'] for r in results]
+    total_loop = sum(loop_s)
+    run_info = {
+        'engine': 'lammps',
+        'lammps_version': next((r['lammps']['version'] for r in results if r['lammps']['version']), ''),
+        'n_atoms': len(atoms),
+        'replicas': [
+            {
+                'index': i,
+                'pk': job_info[name].get('pk'),
+                'seed': results[i]['seed'],
+                'status': results[i]['status'],
+                'loop_s': loop_s[i],
+                'md_steps': results[i]['lammps']['steps'],
+                'processes': results[i]['lammps']['processes'],
+            }
+            for i, name in enumerate(names)
+        ],
+        'atom_steps': sum(atom_steps),
+        'timing': {
+            'loop_s': total_loop,
+            'atom_steps_per_replica_s': sum(atom_steps) / total_loop if total_loop > 0 else None,
+        },
+    }
+    outputs = {'thermo': orm.Dict(thermo), 'run_info': orm.Dict(run_info)}
+    if ok:
+        source = f'LammpsEnsembleWorkChain ({len(ok)} of {len(results)} replicas): jobs ' + ', '.join(
+            str(job_info[name].get('pk')) for name in names
+        )
+        outputs['msd'] = ensemble_msd(arrays, ok, values, float(atoms.get_volume()), source)
+    return outputs

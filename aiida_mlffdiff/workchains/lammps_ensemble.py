@@ -1,0 +1,222 @@
+"""``LammpsEnsembleWorkChain`` (``mlffdiff.lammps_ensemble``): MD replicas of a DeePMD model run by LAMMPS.
+
+The LAMMPS path of the MD ensemble: the same inputs and outputs as
+:class:`~aiida_mlffdiff.calculations.md_ensemble.MdEnsembleCalculation` (``structure``, optional ``supercell``,
+``model``, ``parameters`` validated by the same ``md_parameters``; outputs ``msd``, ``thermo``, ``run_info``), but
+each replica is one aiida-lammps ``lammps.raw`` job running ``pair_style deepmd`` (the LAMMPS code of the
+``lammps`` engine environment, or any LAMMPS built with the DeePMD plugin).
+
+Steps:
+
+1. ``write_lammps_inputs`` (calcfunction): the data file of the MD cell, the model file and one script per
+   replica (:mod:`aiida_mlffdiff.calculations.lammps_script`).
+2. One ``lammps.raw`` job per replica (all submitted at once), one MPI process and one thread each
+   (``OMP_NUM_THREADS=1`` and the DeePMD thread variables, unless ``options.environment_variables`` sets them).
+3. ``msd_from_lammps_dumps`` (calcfunction) reads the retrieved dumps, flags blown-up replicas with the ASE
+   driver's checks and makes the outputs with the MD ensemble parser's helpers.
+
+Parameters: those of MdEnsembleCalculation; ``engine`` may be omitted or ``'lammps'``.
+
+Submission errors: a model that is not DeePMD, a code of another engine environment, and every error of
+MdEnsembleCalculation (bad parameters, species, non-periodic cell, overlapping atoms, corrupted model file).
+
+Exit codes (the same numbers and labels as MdEnsembleCalculation): 300 ``ERROR_MISSING_OUTPUT`` (the dumps could
+not be turned into outputs), 330 ``ERROR_ALL_REPLICAS_FAILED`` (``thermo`` attached), 340
+``ERROR_TOO_MANY_FAILED_REPLICAS`` (``thermo`` and the ``msd`` of the OK replicas attached).
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, calcfunction
+from aiida.plugins import CalculationFactory
+
+from ..calculations.lammps_script import (
+    DATA_FILE,
+    DUMP_FILE,
+    EQUILIBRATION_FILE,
+    MODEL_FILE,
+    THERMO_FILE,
+    lammps_data,
+    lammps_script,
+    type_order,
+)
+from ..calculations.md_ensemble import build_atoms, md_parameters, validate_inputs, validate_supercell
+from ..data.mlff_model import MlffModel
+from ..data.msd import MsdData
+from ..environments.engines import ENGINES, SINGLE_THREAD
+from ..functions.lammps_msd import msd_from_lammps_dumps
+from ..parsers.md_ensemble import failure_summary, too_many_failed
+
+__all__ = ('LammpsEnsembleWorkChain', 'lammps_md_parameters', 'write_lammps_inputs')
+
+ENGINE = 'lammps'
+ENGINE_EXTRA = 'mlffdiff_engine'
+
+
+def lammps_md_parameters(raw: dict | None, symbols) -> dict:
+    """The MD parameters validated as MdEnsembleCalculation's (``engine`` omitted or ``'lammps'``), or ValueError."""
+    raw = dict(raw or {})
+    engine = raw.pop('engine', ENGINE)
+    if engine != ENGINE:
+        raise ValueError(f'invalid md_ensemble parameters: LammpsEnsembleWorkChain runs engine lammps, not {engine!r}.')
+    return md_parameters(raw, symbols)
+
+
+def validate_lammps_inputs(value, _=None) -> str | None:
+    """MdEnsembleCalculation's submission checks, plus: a DeePMD model and a LAMMPS code."""
+    model, code = value.get('model'), value.get('code')
+    if model is not None and model.architecture != 'deepmd':
+        return (
+            f'LAMMPS runs only DeePMD models here (pair_style deepmd); {model.describe()} is {model.architecture!r}: '
+            'use MdEnsembleCalculation (engine ase) for it.'
+        )
+    engine = code.base.extras.get(ENGINE_EXTRA, None) if code is not None else None
+    if engine not in (None, ENGINE):
+        return f'code {code.full_label} runs the {engine!r} environment, not a LAMMPS build (the {ENGINE!r} one).'
+    parameters = value.get('parameters')
+    raw = dict(parameters.get_dict()) if parameters is not None else {}
+    engine_parameter = raw.pop('engine', ENGINE)
+    if engine_parameter != ENGINE:
+        return f'invalid md_ensemble parameters: LammpsEnsembleWorkChain runs engine lammps, not {engine_parameter!r}.'
+    checked = {key: value.get(key) for key in ('model', 'structure', 'supercell')}
+    checked['parameters'] = orm.Dict(raw)
+    return validate_inputs(checked)
+
+
+@calcfunction
+def write_lammps_inputs(
+    structure: orm.StructureData, model: MlffModel, parameters: orm.Dict, supercell: orm.List | None = None
+) -> dict:
+    """``data_file``, ``model_file`` and one ``script_<i>`` per replica (SinglefileData) of a LAMMPS ensemble."""
+    import io
+
+    atoms = build_atoms(structure, supercell)
+    values = lammps_md_parameters(parameters.get_dict(), atoms.get_chemical_symbols())
+    types = type_order(model.species, atoms.get_chemical_symbols())
+    outputs = {
+        'data_file': orm.SinglefileData(io.BytesIO(lammps_data(atoms, types).encode()), filename=DATA_FILE),
+        'model_file': orm.SinglefileData(
+            io.BytesIO(model.base.repository.get_object_content(model.filename, mode='rb')), filename=MODEL_FILE
+        ),
+    }
+    for index, seed in enumerate(values['seeds']):
+        script = lammps_script(values, types, int(seed))
+        outputs[f'script_{index}'] = orm.SinglefileData(io.BytesIO(script.encode()), filename='input.in')
+    return outputs
+
+
+class LammpsEnsembleWorkChain(WorkChain):
+    """Independent MD replicas of one DeePMD model at one temperature with LAMMPS; MSD of the mobile species."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('code', valid_type=orm.AbstractCode, help='LAMMPS with pair_style deepmd (lammps.raw).')
+        spec.input('model', valid_type=MlffModel, help='The DeePMD model (frozen .pth) that drives the MD.')
+        spec.input('structure', valid_type=orm.StructureData, help='The periodic cell (Å).')
+        spec.input(
+            'supercell',
+            valid_type=orm.List,
+            required=False,
+            validator=validate_supercell,
+            help='Repetitions [n1, n2, n3] of the structure along its cell vectors.',
+        )
+        spec.input('parameters', valid_type=orm.Dict, help='MD settings of MdEnsembleCalculation (units in the keys).')
+        spec.input(
+            'options',
+            valid_type=dict,
+            non_db=True,
+            required=False,
+            help='metadata.options of every lammps.raw job (resources, max_wallclock_seconds, ...).',
+        )
+        spec.inputs.validator = validate_lammps_inputs
+        spec.outline(cls.write_inputs, cls.run_replicas, cls.collect)
+        spec.output('msd', valid_type=MsdData, required=False, help='Tracer and collective MSD of the OK replicas.')
+        spec.output('thermo', valid_type=orm.Dict, help='Per-replica status, mean/std T (K), energy drift.')
+        spec.output('run_info', valid_type=orm.Dict, required=False, help='LAMMPS version, loop times (s).')
+        spec.exit_code(300, 'ERROR_MISSING_OUTPUT', message='The LAMMPS outputs could not be read: {message}')
+        spec.exit_code(330, 'ERROR_ALL_REPLICAS_FAILED', message='Every replica failed: {message}')
+        spec.exit_code(
+            340,
+            'ERROR_TOO_MANY_FAILED_REPLICAS',
+            message='More replicas failed than max_failed_fraction allows (MSD of the OK ones attached): {message}',
+        )
+
+    def write_inputs(self):
+        """Write the data file, model file and scripts (provenance: a calcfunction)."""
+        kwargs = {'supercell': self.inputs.supercell} if 'supercell' in self.inputs else {}
+        self.ctx.files = write_lammps_inputs(self.inputs.structure, self.inputs.model, self.inputs.parameters, **kwargs)
+
+    def job_options(self) -> dict:
+        """``metadata.options`` of a replica: one process, one thread, the DeePMD thread variables."""
+        options = dict(self.inputs.get('options', None) or {})
+        options.setdefault('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
+        options.setdefault('withmpi', False)
+        variables = dict(SINGLE_THREAD)
+        variables.update(ENGINES[ENGINE].environment)
+        variables.update(options.get('environment_variables') or {})
+        options['environment_variables'] = variables
+        return options
+
+    def run_replicas(self):
+        """Submit one lammps.raw job per replica, all at once."""
+        calculation = CalculationFactory('lammps.raw')
+        files = self.ctx.files
+        options = self.job_options()
+        retrieve = [DUMP_FILE, THERMO_FILE, EQUILIBRATION_FILE]
+        futures = {}
+        scripts = sorted((key for key in files if key.startswith('script_')), key=lambda k: int(k.split('_')[1]))
+        for key in scripts:
+            index = int(key.split('_')[1])
+            builder = calculation.get_builder()
+            builder.code = self.inputs.code
+            builder.script = files[key]
+            builder.files = {'data': files['data_file'], 'model': files['model_file']}
+            builder.settings = orm.Dict({'additional_retrieve_list': retrieve})
+            builder.metadata.options = options
+            builder.metadata.call_link_label = f'replica_{index}'
+            futures[f'replica_{index}'] = self.submit(builder)
+        self.report(f'submitted {len(futures)} LAMMPS replicas: {", ".join(str(f.pk) for f in futures.values())}')
+        return ToContext(**futures)
+
+    def collect(self):
+        """Turn the retrieved dumps into ``msd``, ``thermo`` and ``run_info``."""
+        atoms = build_atoms(self.inputs.structure, self.inputs.get('supercell'))
+        values = lammps_md_parameters(self.inputs.parameters.get_dict(), atoms.get_chemical_symbols())
+        names = sorted((k for k in self.ctx if k.startswith('replica_')), key=lambda k: int(k.split('_')[1]))
+        jobs, folders = {}, {}
+        for name in names:
+            node = self.ctx[name]
+            index = int(name.split('_')[1])
+            jobs[name] = {
+                'pk': node.pk,
+                'seed': int(values['seeds'][index]),
+                'exit_status': node.exit_status,
+                'exit_message': node.exit_message or ('' if node.is_finished_ok else f'process {node.process_state}'),
+            }
+            if 'retrieved' in node.outputs:
+                folders[name] = node.outputs.retrieved
+            if not node.is_finished_ok:
+                self.report(f'{name} (pk {node.pk}) failed: [{node.exit_status}] {node.exit_message}')
+        kwargs = {'supercell': self.inputs.supercell} if 'supercell' in self.inputs else {}
+        try:
+            outputs = msd_from_lammps_dumps(
+                self.inputs.structure, self.inputs.parameters, orm.Dict(jobs), **kwargs, **folders
+            )
+        except Exception as exception:  # the calcfunction is excepted: its failure is a missing output
+            return self.exit_codes.ERROR_MISSING_OUTPUT.format(message=f'{type(exception).__name__}: {exception}')
+        for key, node in outputs.items():
+            self.out(key, node)
+        thermo = outputs['thermo'].get_dict()
+        summary = failure_summary(thermo)
+        if 'msd' not in outputs:
+            return self.exit_codes.ERROR_ALL_REPLICAS_FAILED.format(message=summary)
+        if too_many_failed(thermo):
+            return self.exit_codes.ERROR_TOO_MANY_FAILED_REPLICAS.format(
+                message=f'{thermo["n_excluded"]} of {thermo["n_replicas"]} failed '
+                f'(> {thermo["max_failed_fraction"]:g}): {summary}'
+            )
+        if thermo['n_excluded']:
+            self.report(f'excluded replicas: {summary}')
+        return None

@@ -1,0 +1,305 @@
+"""``MdEnsembleCalculation`` with the torch-sim engine: dispatch, submission checks, real batched ensembles."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.common.folders import Folder
+from aiida.engine import run_get_node
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+
+from aiida_mlffdiff.calculations.md_ensemble import (
+    DEFAULT_ENGINE,
+    TORCHSIM_ARCHITECTURES,
+    MdEnsembleCalculation,
+    default_engine,
+    engine_environment,
+)
+from aiida_mlffdiff.data.mlff_model import MlffModel
+from aiida_mlffdiff.drivers import driver_path
+
+LPSC = ['Cl', 'Li', 'P', 'S']
+BASE = {'temperature_K': 600.0, 'production_ps': 1.0, 'n_replicas': 3}
+FILENAMES = {'mace': 'mlff_compiled.model', 'nequip': 'model.nequip.pt2', 'deepmd': 'model.pth'}
+
+
+@pytest.fixture
+def stand_in(tmp_path):
+    """``stand_in(architecture, target=None)``: a stored MlffModel whose file is only bytes (never run)."""
+
+    def factory(architecture: str = 'deepmd', target: str | None = None):
+        path = tmp_path / FILENAMES[architecture]
+        path.write_bytes(f'{architecture} {target} stand-in'.encode())
+        return MlffModel.from_file(
+            path, architecture=architecture, species=LPSC, cutoff_A=4.0, engine=architecture, target=target
+        ).store()
+
+    return factory
+
+
+@pytest.fixture
+def python_code(aiida_code_installed):
+    """``python_code(environment)``: an InstalledCode standing for an environment's python (never run)."""
+
+    def factory(environment: str | None):
+        code = aiida_code_installed(label=f'python-{environment}', filepath_executable='/opt/envs/engine/bin/python')
+        if environment is not None:
+            code.base.extras.set('mlffdiff_engine', environment)
+        return code
+
+    return factory
+
+
+@pytest.fixture
+def lpsc_structure(lj_configurations):
+    """The first LJ test configuration (8-atom Li4PS2Cl cell) as a StructureData."""
+    return orm.StructureData(ase=lj_configurations(n=1, seed=0)[0]).store()
+
+
+def instantiate(**inputs):
+    return instantiate_process(get_manager().get_runner(), MdEnsembleCalculation, **inputs)
+
+
+def test_prepare_torchsim(stand_in, python_code, lpsc_structure, tmp_path):
+    """The engine follows the code's environment; the torch-sim driver is shipped with the ones it imports."""
+    model = stand_in('deepmd')
+    process = instantiate(
+        code=python_code('torchsim-deepmd'),
+        model=model,
+        structure=lpsc_structure,
+        parameters=orm.Dict({**BASE, 'seed': 3}),
+        metadata={'options': {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 2}}},
+    )
+    sandbox = tmp_path / 'sandbox'
+    sandbox.mkdir()
+    calcinfo = process.prepare_for_submission(Folder(str(sandbox)))
+    assert sorted(p.name for p in sandbox.iterdir()) == [
+        'evaluate_model.py',
+        'md_ensemble.json',
+        'md_ensemble.py',
+        'md_ensemble_torchsim.py',
+        'structure.extxyz',
+    ]
+    assert (sandbox / 'md_ensemble_torchsim.py').read_text() == driver_path('md_ensemble_torchsim').read_text()
+    config = json.loads((sandbox / 'md_ensemble.json').read_text())
+    assert config['engine'] == 'torchsim'
+    assert config['workers'] == 2
+    assert config['seeds'] == [3, 4, 5]
+    (codeinfo,) = calcinfo.codes_info
+    assert codeinfo.cmdline_params[0] == 'md_ensemble_torchsim.py'
+    exports = dict(
+        line.removeprefix('export ').split('=', 1) for line in calcinfo.prepend_text.splitlines() if line.strip()
+    )
+    assert exports['OMP_NUM_THREADS'] == '1'
+    assert exports['DP_INTRA_OP_PARALLELISM_THREADS'] == '1'
+
+
+def test_explicit_engine_and_defaults(stand_in, python_code, lpsc_structure, tmp_path):
+    """``engine: torchsim`` with a NequIP model compiled for the batch target; ase stays the default engine."""
+    process = instantiate(
+        code=python_code('torchsim-nequip'),
+        model=stand_in('nequip', target='batch'),
+        structure=lpsc_structure,
+        parameters=orm.Dict({**BASE, 'engine': 'torchsim'}),
+    )
+    sandbox = tmp_path / 'sandbox'
+    sandbox.mkdir()
+    process.prepare_for_submission(Folder(str(sandbox)))
+    assert json.loads((sandbox / 'md_ensemble.json').read_text())['engine'] == 'torchsim'
+    assert set(TORCHSIM_ARCHITECTURES) == {'mace', 'nequip', 'deepmd'}
+    assert set(DEFAULT_ENGINE.values()) <= {'ase', 'torchsim'}
+    assert default_engine('mace', 52) == 'ase'
+    assert default_engine('deepmd', 52) == 'torchsim'
+    assert default_engine('deepmd', 416) == 'ase'
+    assert default_engine('chgnet', 52) == 'ase'
+    assert engine_environment(stand_in('nequip', target='batch'), 'torchsim') == 'torchsim-nequip'
+    assert engine_environment(stand_in('nequip', target='ase'), 'ase') == 'nequip'
+
+
+@pytest.mark.parametrize(
+    ('case', 'message'),
+    [
+        ('pretrained', "engine 'torchsim' does not run pretrained chgnet-0.3.0 models"),
+        ('nequip_ase_target', "compiled for the 'ase' target; torch-sim needs a model compiled with"),
+        ('ase_environment', "engine 'torchsim' needs 'torchsim-deepmd'"),
+        ('other_torchsim', "engine 'torchsim' needs 'torchsim-deepmd'"),
+        ('torchsim_code_for_ase', "set engine to 'torchsim'"),
+        ('lammps', "engine 'lammps' is not yet supported"),
+        ('unknown', "engine 'torch-sim' is unknown"),
+    ],
+)
+def test_unsupported_combinations_refused(case, message, stand_in, python_code, lpsc_structure):
+    model, code, engine = stand_in('deepmd'), python_code('torchsim-deepmd'), 'torchsim'
+    if case == 'pretrained':
+        model = MlffModel.pretrained_model('chgnet-0.3.0', architecture='chgnet', species=LPSC).store()
+    elif case == 'nequip_ase_target':
+        model, code = stand_in('nequip', target='ase'), python_code('torchsim-nequip')
+    elif case == 'ase_environment':
+        code = python_code('deepmd')
+    elif case == 'other_torchsim':
+        code = python_code('torchsim-nequip')
+    elif case == 'torchsim_code_for_ase':
+        engine = 'ase'
+    elif case == 'lammps':
+        engine = 'lammps'
+    elif case == 'unknown':
+        engine = 'torch-sim'
+    with pytest.raises(ValueError, match=message):
+        instantiate(code=code, model=model, structure=lpsc_structure, parameters=orm.Dict({**BASE, 'engine': engine}))
+
+
+# ------------------------------------------------------------------------------------ real torch-sim ensembles
+#: Tiny models trained once per session (fast protocol; NequIP compiled for the batch target in torchsim-nequip).
+_SESSION_MODELS: dict[str, dict] = {}
+
+
+@pytest.fixture
+def torchsim_model(engine_code, make_training_set, tmp_path_factory):
+    """``torchsim_model(architecture)``: a tiny trained model that the torch-sim engine can run (cached per session).
+
+    NequIP is trained in the nequip environment and compiled with ``--target batch`` by the torchsim-nequip
+    environment's ``nequip-compile`` (a .pt2 loads only under the torch that compiled it); DeePMD's frozen model is
+    used as it is.
+    """
+    from aiida.common.exceptions import NotExistent
+
+    from aiida_mlffdiff.calculations.train import TrainCalculation
+    from aiida_mlffdiff.calculations.writers import get_protocol_parameters
+
+    def factory(architecture: str):
+        if architecture not in _SESSION_MODELS:
+            overrides = {'compile_target': 'batch'} if architecture == 'nequip' else {}
+            inputs = {
+                'code': engine_code(architecture, 'dp' if architecture == 'deepmd' else 'train'),
+                'architecture': orm.Str(architecture),
+                'training_set': make_training_set(n=24, seed=0),
+                'validation_set': make_training_set(n=6, seed=1),
+                'parameters': orm.Dict(get_protocol_parameters(architecture, 'fast', overrides)),
+                'seed': orm.Int(1),
+                'metadata': {'options': {'max_wallclock_seconds': 900}},
+            }
+            if architecture == 'nequip':
+                inputs['compile_code'] = engine_code('torchsim-nequip', 'compile')
+            results, node = run_get_node(TrainCalculation, **inputs)
+            assert node.is_finished_ok, (node.exit_status, node.exit_message)
+            model = results['model']
+            path = tmp_path_factory.mktemp(f'session-{architecture}') / model.filename
+            path.write_bytes(model.base.repository.get_object_content(model.filename, mode='rb'))
+            attributes = {
+                key: getattr(model, key)
+                for key in (
+                    'architecture',
+                    'species',
+                    'cutoff_A',
+                    'engine',
+                    'engine_version',
+                    'target',
+                    'torch_version',
+                )
+            }
+            _SESSION_MODELS[architecture] = {'uuid': model.uuid, 'path': path, 'attributes': attributes}
+        entry = _SESSION_MODELS[architecture]
+        try:
+            return orm.load_node(entry['uuid'], sub_classes=(MlffModel,))
+        except NotExistent:
+            model = MlffModel.get_or_create(entry['path'], **entry['attributes'])
+            if not model.is_stored:
+                model.store()
+            entry['uuid'] = model.uuid
+            return model
+
+    return factory
+
+
+#: 200 K on a 16-atom cell: the fast-protocol models are crude, and an 8-atom cell at 300 K occasionally runs
+#: away (instantaneous T > 3 × target, flagged and excluded as it should be, but not what these tests are about).
+ENSEMBLE = {
+    'temperature_K': 200.0,
+    'timestep_fs': 1.0,
+    'equilibration_ps': 0.02,
+    'production_ps': 0.2,
+    'sampling_interval_fs': 10.0,
+    'n_replicas': 3,
+    'seed': 11,
+    'engine': 'torchsim',
+}
+
+
+def run_torchsim(engine_code, model, structure, workers: int = 1, **parameters):
+    inputs = {
+        'code': engine_code(f'torchsim-{model.architecture}', 'python'),
+        'model': model,
+        'structure': structure,
+        'supercell': orm.List([2, 1, 1]),
+        'parameters': orm.Dict({**ENSEMBLE, **parameters}),
+        'metadata': {
+            'options': {
+                'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': workers},
+                'max_wallclock_seconds': 600,
+            }
+        },
+    }
+    started = time.perf_counter()
+    results, node = run_get_node(MdEnsembleCalculation, **inputs)
+    return results, node, time.perf_counter() - started
+
+
+@pytest.mark.engines
+@pytest.mark.parametrize('architecture', ['deepmd', 'nequip'])
+def test_torchsim_ensemble_runs_and_is_reproducible(architecture, engine_code, torchsim_model, lpsc_structure, capsys):
+    """A batched ensemble through AiiDA gives finite MSDs; the same seeds give the same MSD."""
+    model = torchsim_model(architecture)
+    results, node, wall = run_torchsim(engine_code, model, lpsc_structure)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    msd = results['msd']
+    thermo = results['thermo'].get_dict()
+    assert thermo['n_ok'] >= 2, thermo  # at most one crude-model blow-up, flagged and excluded
+    assert msd.n_replicas == thermo['n_ok']
+    assert msd.n_ions == 8
+    assert np.isfinite(msd.msd_A2).all()
+    assert msd.msd_A2[:, -1].min() > 0
+    assert msd.time_ps.size == 21
+    for replica in thermo['replicas']:
+        if replica['status'] == 'ok':
+            assert 30 < replica['temperature_mean_K'] < 600
+    info = results['run_info'].get_dict()
+    assert info['engine'] == 'torchsim'
+    assert info['batch_sizes'] == [3]
+    assert info['versions']['torch_sim'] == '0.6.2'
+    assert 0 < info['timing']['model_share'] <= 1
+
+    again, node2, _ = run_torchsim(engine_code, model, lpsc_structure)
+    assert node2.is_finished_ok, (node2.exit_status, node2.exit_message)
+    assert [r['status'] for r in again['thermo']['replicas']] == [r['status'] for r in thermo['replicas']]
+    np.testing.assert_allclose(again['msd'].msd_A2, msd.msd_A2, rtol=1e-6, atol=1e-8)
+    with capsys.disabled():
+        print(
+            f'\nmd_ensemble (torchsim, {architecture}, 16 atoms, 3 replicas batched × 0.22 ps): {wall:.1f} s wall, '
+            f'{info["timing"]["atom_steps_per_replica_s"]:.0f} atom-steps per process-second, model share '
+            f'{info["timing"]["model_share"]:.2f}'
+        )
+
+
+@pytest.mark.engines
+def test_torchsim_workers_and_blow_up(engine_code, torchsim_model, lpsc_structure):
+    """Two worker processes each run a batch; a blown-up replica is flagged and excluded, as with ASE."""
+    model = torchsim_model('deepmd')
+    parameters = {'temperature_K': 30000.0, 'timestep_fs': 5.0, 'sampling_interval_fs': 5.0}
+    parameters.update(equilibration_ps=0.0, production_ps=0.5, n_replicas=4)
+    results, node, _ = run_torchsim(engine_code, model, lpsc_structure, workers=2, **parameters)
+    assert node.exit_status in (
+        MdEnsembleCalculation.exit_codes.ERROR_ALL_REPLICAS_FAILED.status,
+        MdEnsembleCalculation.exit_codes.ERROR_TOO_MANY_FAILED_REPLICAS.status,
+    ), (node.exit_status, node.exit_message)
+    thermo = results['thermo'].get_dict()
+    assert thermo['n_excluded'] >= 3
+    failed = {r['status'] for r in thermo['replicas'] if r['index'] in thermo['excluded']}
+    assert failed <= {'nan', 'atoms_too_close', 'temperature_runaway', 'error'}
+    info = results['run_info'].get_dict()
+    assert info['batch_sizes'] == [2, 2]
+    assert len({r['pid'] for r in info['replicas']}) == 2

