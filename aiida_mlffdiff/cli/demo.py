@@ -1,4 +1,4 @@
-"""``aiida-mlffdiff demo``: import a trajectory set, compute D(T), fit Arrhenius, print the table, write plots."""
+"""``aiida-mlffdiff demo``: the full study on the embedded profile (``--synthetic``: the analysis of known D(T))."""
 
 from __future__ import annotations
 
@@ -21,10 +21,85 @@ from .utils import format_value
     type=click.Path(file_okay=False, path_type=Path),
     default=Path('demo_output'),
     show_default=True,
-    help='Where the trajectories and plots go.',
+    help='Where the plots (and synthetic trajectories) go.',
 )
+@click.option(
+    '-p',
+    '--protocol',
+    type=click.Choice(['fast', 'moderate']),
+    default='moderate',
+    show_default=True,
+    help='Study protocol: moderate is the demo (≈ 15–20 min on 2 cores), fast a smoke test.',
+)
+@click.option('-T', '--temperatures', default='700,900', show_default=True, help='MD temperatures (K).')
+@click.option('--synthetic', is_flag=True, help='Only analyse synthetic trajectories with known D(T) (≈ 30 s).')
 @decorators.with_dbenv()
-def demo(output_dir: Path):
+def demo(output_dir: Path, protocol: str, temperatures: str, synthetic: bool):
+    """The seed study in miniature: QE PBE and HSE06 → MACE, NequIP, DeePMD → D(T), Ea, σ(300 K) per model."""
+    if synthetic:
+        synthetic_demo(output_dir)
+        return
+    study_demo(output_dir, protocol, [float(t) for t in temperatures.split(',')])
+
+
+def study_demo(output_dir: Path, protocol: str, temperatures: list[float]) -> None:
+    """Run the study in this process (reports stream to the terminal), then print the table, plots and commands."""
+    from ..structures.argyrodite import li6ps5cl_structure
+    from ..study_report import format_table, study_rows
+    from .launch import study_builder_and_launch
+    from .plot import plot_study
+
+    structure = li6ps5cl_structure(cell='primitive').store()
+    echo.echo_report(
+        f'study ({protocol}): Li6PS5Cl 13-atom cell StructureData<{structure.pk}>, PBE and HSE06 (Quantum ESPRESSO) '
+        f'× MACE, NequIP, DeePMD, MD at {temperatures} K'
+    )
+    started = time.perf_counter()
+    node = study_builder_and_launch(
+        structure=structure,
+        md_structure=None,
+        functionals=['pbe', 'hse06'],
+        architectures=['mace', 'nequip', 'deepmd'],
+        pretrained=[],
+        temperatures=temperatures,
+        protocol=protocol,
+        dft_engine='qe',
+        dft_code=None,
+        pseudo_family=None,
+        potential_family=None,
+        computer='localhost',
+        daemon=False,
+    )
+    wall = time.perf_counter() - started
+    echo.echo('')
+    rows = study_rows(node)
+    echo.echo(f'MlffDiffusionStudyWorkChain<{node.pk}> [{node.exit_status}] in {wall / 60:.1f} min wall')
+    echo.echo(format_table(rows) if rows else 'no finished row')
+    if 'comparison' in node.outputs:
+        for label, reason in node.outputs.comparison['failed'].items():
+            echo.echo_warning(f'{label}: {reason}')
+    plots = plot_study(node, output_dir) if rows else []
+    echo.echo('')
+    echo.echo('plots: ' + (', '.join(str(p) for p in plots) or 'none'))
+    echo.echo(
+        'what the numbers mean: tiny models trained on 24 configurations, a few ps of MD on a 13-atom cell — they show '
+        'the chain and its provenance, not converged Li6PS5Cl physics (see README, "The demo").'
+    )
+    prefix = f'AIIDA_PATH={os.environ["AIIDA_PATH"]} ' if 'AIIDA_PATH' in os.environ else ''
+    echo.echo('\ninspect the provenance:')
+    for command in (
+        'verdi process list -a -p 1',
+        f'verdi process report {node.pk}',
+        f'verdi process status {node.pk}',
+        f'aiida-mlffdiff report {node.pk} --csv',
+        f'verdi node graph generate --process-in --process-out {node.pk}  # the study and its sub-processes',
+    ):
+        echo.echo(f'  {prefix}{command}')
+    if not node.is_finished_ok:
+        raise SystemExit(1)
+
+
+def synthetic_demo(output_dir: Path) -> None:
     """Analyse a synthetic Li6PS5Cl-sized trajectory set with known D(T) through AiiDA, end to end."""
     from ..demo import DemoSettings, write_demo_trajectories
     from ..functions.arrhenius import fit_arrhenius

@@ -13,7 +13,10 @@ from aiida.orm import ArrayData, CalcFunctionNode, Dict, Node
 from ..data.msd import MsdData
 from . import cmd_root
 
-PLOTTABLE = 'a compute_diffusion or fit_arrhenius call, its output Dict, a pooled MSD ArrayData or an MsdData node'
+PLOTTABLE = (
+    'a study (MlffDiffusionStudyWorkChain), a compute_diffusion or fit_arrhenius call, its output Dict, '
+    'a pooled MSD ArrayData or an MsdData node'
+)
 
 
 def _creator_label(node: Node) -> str | None:
@@ -39,6 +42,30 @@ def _msd_plot_of_diffusion(diffusion: Dict, output: Path) -> Path:
     return plot_msd(
         arrays['time_ps'], arrays['msd_A2'], diffusion.get_dict(), output, arrays.get('msd_sem_A2'), replicas
     )
+
+
+def plot_study(study: Node, directory: Path) -> list[Path]:
+    """``arrhenius.png`` (every row with an Arrhenius fit, one figure) and ``msd_<row>_<T>.png`` per row and T.
+
+    Rows are found through the provenance graph (see :mod:`aiida_mlffdiff.study_report`).
+    """
+    from ..plotting import plot_arrhenius
+    from ..study_report import STUDY_LABEL, diffusion_chains
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    chains = diffusion_chains(study)
+    if not chains:
+        raise ValueError(f'{STUDY_LABEL}<{study.pk}> has no finished diffusion row to plot yet.')
+    paths, series = [], {}
+    for label, chain in chains.items():
+        if 'arrhenius' in chain.outputs:
+            series[label] = chain.outputs.arrhenius.get_dict()
+        for temperature, diffusion in chain.outputs.diffusion.items():
+            paths.append(_msd_plot_of_diffusion(diffusion, directory / f'msd_{label}_{temperature}.png'))
+    if series:
+        paths.insert(0, plot_arrhenius(series, directory / 'arrhenius.png'))
+    return paths
 
 
 def plot_node(node: Node, output: Path) -> Path:
@@ -74,14 +101,22 @@ def plot_node(node: Node, output: Path) -> Path:
 @cmd_root.command('plot')
 @arguments.NODE('node')
 @click.option(
-    '-o', '--output', type=click.Path(dir_okay=False, path_type=Path), help='PNG path [default: plot_<pk>.png].'
+    '-o',
+    '--output',
+    type=click.Path(path_type=Path),
+    help='PNG path [default: plot_<pk>.png]; for a study, a directory [default: plots_<pk>/].',
 )
 @decorators.with_dbenv()
 def plot(node, output):
-    """Plot NODE: an Arrhenius fit (Arrhenius plot), or a diffusion result / MSD node (log-log MSD plot)."""
-    output = output or Path(f'plot_{node.pk}.png')
+    """Plot NODE: a study (Arrhenius of all rows + MSDs), an Arrhenius fit, or a diffusion result / MSD node."""
+    from ..study_report import STUDY_LABEL
+
     try:
-        path = plot_node(node, output)
+        if getattr(node, 'process_label', None) == STUDY_LABEL:
+            paths = plot_study(node, output or Path(f'plots_{node.pk}'))
+        else:
+            paths = [plot_node(node, output or Path(f'plot_{node.pk}.png'))]
     except ValueError as exception:
         echo.echo_critical(str(exception))
-    echo.echo_success(f'wrote {path}')
+    for path in paths:
+        echo.echo_success(f'wrote {path}')

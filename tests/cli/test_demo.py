@@ -16,7 +16,7 @@ from .conftest import PNG_MAGIC
 def test_demo(cli, tmp_path):
     settings = DemoSettings()
     output_dir = tmp_path / 'demo'
-    result = cli('demo', '--output-dir', output_dir)
+    result = cli('demo', '--synthetic', '--output-dir', output_dir)
     assert result.exit_code == 0, (result.output, result.exception)
     output = result.output
 

@@ -1,0 +1,180 @@
+"""``aiida-mlffdiff launch study``: submit (``--daemon``) or run a functionals × architectures × temperatures study."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from aiida.cmdline.utils import decorators, echo
+
+from . import cmd_root
+
+#: Shipped structures ``--structure`` accepts by name.
+SHIPPED = ('li6ps5cl-primitive', 'li6ps5cl-conventional')
+
+
+def _names(value: str) -> list[str]:
+    return [item.strip().lower() for item in value.split(',') if item.strip()]
+
+
+def _temperatures(value: str) -> list[float]:
+    try:
+        return [float(item) for item in value.split(',') if item.strip()]
+    except ValueError as exception:
+        raise ValueError(f'temperatures must be numbers in K separated by commas: {exception}') from exception
+
+
+def load_structure(value: str):
+    """A StructureData from a pk/UUID, a shipped name (li6ps5cl-primitive | li6ps5cl-conventional) or a file ASE reads.
+
+    :raises ValueError: none of these.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    if value in SHIPPED:
+        from ..structures.argyrodite import li6ps5cl_structure
+
+        return li6ps5cl_structure(cell=value.split('-')[1]).store()
+    path = Path(value)
+    if path.is_file():
+        from ase.io import read
+
+        try:
+            return orm.StructureData(ase=read(path)).store()
+        except Exception as exception:  # ASE raises many kinds for unreadable files
+            raise ValueError(f'ASE cannot read {path}: {exception}') from exception
+    try:
+        node = orm.load_node(value)
+    except (NotExistent, MultipleObjectsError, ValueError) as exception:
+        raise ValueError(
+            f'{value!r} is neither a StructureData pk/UUID, a file, nor one of {", ".join(SHIPPED)}.'
+        ) from exception
+    if not isinstance(node, orm.StructureData):
+        raise ValueError(f'node {value} is a {node.__class__.__name__}, not a StructureData.')
+    return node
+
+
+@cmd_root.group('launch')
+def launch():
+    """Launch work chains of the plugin."""
+
+
+@launch.command('study')
+@click.option('-s', '--structure', required=True, help=f'pk/UUID, a structure file, or {" | ".join(SHIPPED)}.')
+@click.option('--md-structure', default=None, help='Cell of the MD, same forms as --structure [default: structure].')
+@click.option('-f', '--functionals', default='pbe,hse06', show_default=True, help='Comma-separated functionals.')
+@click.option('-a', '--architectures', default='mace,nequip,deepmd', show_default=True, help='Comma-separated.')
+@click.option('--pretrained', default='', help='Zero-shot rows: chgnet-0.3.0, 7net-0 (comma-separated).')
+@click.option('-T', '--temperatures', required=True, help='MD temperatures in K, comma-separated (e.g. 600,800).')
+@click.option(
+    '-p', '--protocol', type=click.Choice(['fast', 'moderate', 'precise']), default='moderate', show_default=True
+)
+@click.option('--dft-engine', type=click.Choice(['qe', 'vasp']), default='qe', show_default=True)
+@click.option('--dft-code', default=None, help='Code label or pk [default for qe: mlffdiff-qe-pw@COMPUTER].')
+@click.option('--pseudo-family', default=None, help='qe: aiida-pseudo family [default: the one setup installs].')
+@click.option('--potential-family', default=None, help='vasp: POTCAR family label.')
+@click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine codes.')
+@click.option('-d', '--daemon', is_flag=True, help='Submit to the daemon and return (else run here, with progress).')
+@decorators.with_dbenv()
+def launch_study(
+    structure,
+    md_structure,
+    functionals,
+    architectures,
+    pretrained,
+    temperatures,
+    protocol,
+    dft_engine,
+    dft_code,
+    pseudo_family,
+    potential_family,
+    computer,
+    daemon,
+):
+    """Sample, label with DFT, train every architecture on every functional's data, and compute D(T) per model."""
+    try:
+        node = study_builder_and_launch(
+            structure=load_structure(structure),
+            md_structure=load_structure(md_structure) if md_structure else None,
+            functionals=_names(functionals),
+            architectures=_names(architectures),
+            pretrained=_names(pretrained),
+            temperatures=_temperatures(temperatures),
+            protocol=protocol,
+            dft_engine=dft_engine,
+            dft_code=dft_code,
+            pseudo_family=pseudo_family,
+            potential_family=potential_family,
+            computer=computer,
+            daemon=daemon,
+        )
+    except ValueError as exception:
+        echo.echo_critical(str(exception))
+    if daemon:
+        echo.echo_success(f'submitted MlffDiffusionStudyWorkChain<{node.pk}>')
+        echo.echo(f'  watch:  verdi process list -a -p1   |   verdi process report {node.pk}')
+        echo.echo(f'  result: aiida-mlffdiff report {node.pk}   |   aiida-mlffdiff plot {node.pk}')
+    elif node.is_finished_ok:
+        echo.echo_success(f'MlffDiffusionStudyWorkChain<{node.pk}> finished; table: aiida-mlffdiff report {node.pk}')
+    else:
+        echo.echo_warning(f'MlffDiffusionStudyWorkChain<{node.pk}> finished [{node.exit_status}]: {node.exit_message}')
+
+
+def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: str, **arguments):
+    """Build the study from the protocol and submit it (``daemon``) or run it here with reports on the terminal.
+
+    :raises ValueError: a missing code, a bad argument or inputs the study refuses (nothing is stored but the
+        structure and the codes' lookups).
+    """
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+    from aiida.engine import run_get_node, submit
+
+    from ..environments.dft_codes import QE_CODE_LABEL
+    from ..environments.pseudos import DEFAULT_PSEUDO_FAMILY
+    from ..workchains.study import MlffDiffusionStudyWorkChain
+
+    code = None
+    if arguments['functionals'] and arguments['architectures']:
+        label = dft_code or (f'{QE_CODE_LABEL}@{computer}' if arguments['dft_engine'] == 'qe' else None)
+        if label is None:
+            raise ValueError('--dft-code is needed for the vasp engine.')
+        try:
+            code = orm.load_code(label)
+        except NotExistent as exception:
+            raise ValueError(
+                f'no code {label}: run `aiida-mlffdiff setup` (registers pw.x) or pass --dft-code.'
+            ) from exception
+    engine_kwargs = {}
+    if arguments['dft_engine'] == 'qe':
+        engine_kwargs['pseudo_family'] = arguments['pseudo_family'] or DEFAULT_PSEUDO_FAMILY
+    elif arguments['potential_family']:
+        engine_kwargs['potential_family'] = arguments['potential_family']
+    try:
+        builder = MlffDiffusionStudyWorkChain.get_builder_from_protocol(
+            arguments['structure'],
+            arguments['functionals'],
+            arguments['architectures'],
+            arguments['temperatures'],
+            protocol=arguments['protocol'],
+            dft_code=code,
+            dft_engine=arguments['dft_engine'],
+            pretrained=arguments['pretrained'],
+            md_structure=arguments['md_structure'],
+            computer=computer,
+            **engine_kwargs,
+        )
+    except ValueError as exception:
+        raise ValueError(f'cannot build the study: {exception}') from exception
+    spec = MlffDiffusionStudyWorkChain.spec().inputs
+    problem = spec.validate(spec.pre_process(dict(builder)))
+    if problem is not None:
+        raise ValueError(f'invalid study inputs: {problem.message}')
+    if daemon:
+        return submit(builder)
+    started = time.perf_counter()
+    _, node = run_get_node(builder)
+    echo.echo_report(f'study ran in {time.perf_counter() - started:.0f} s')
+    return node

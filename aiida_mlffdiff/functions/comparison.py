@@ -1,0 +1,94 @@
+"""``compare_study``: the study's comparison table (functional × architecture) as one Dict in the provenance."""
+
+from __future__ import annotations
+
+from aiida.engine import calcfunction
+from aiida.orm import Dict
+
+from .exit_codes import exit_code
+
+#: Columns of a row, with units: what ``aiida-mlffdiff report`` prints.
+ROW_KEYS = (
+    'label',
+    'functional',
+    'architecture',
+    'model_pk',
+    'force_rmse_meV_A',
+    'energy_rmse_meV_atom',
+    'temperatures',
+    'Ea_eV',
+    'Ea_err_eV',
+    'D0_cm2_s',
+    'extrapolation_temperature_K',
+    'D_extrapolated_cm2_s',
+    'sigma_extrapolated_mS_cm',
+    'sigma_interval_mS_cm',
+    'n_replicas',
+    'simulated_time_ps',
+    'converged',
+)
+
+
+def comparison_row(
+    label: str,
+    architecture: str,
+    model_pk: int,
+    diffusion: dict,
+    arrhenius: dict | None,
+    test_metrics: dict | None,
+) -> dict:
+    """One row: test-set errors (meV/Å, meV/atom), D ± SE per T (cm²/s), Ea ± error (eV), σ at the extrapolation
+    temperature (mS/cm) with its interval, replicas and simulated ps summed over temperatures."""
+    arrhenius = arrhenius or {}
+    test_metrics = test_metrics or {}
+    temperatures = {
+        key: {name: entry.get(name) for name in ('temperature_K', 'D_cm2_s', 'D_err_cm2_s', 'n_replicas', 'converged')}
+        for key, entry in sorted(diffusion['temperatures'].items(), key=lambda item: item[1]['temperature_K'])
+    }
+    return {
+        'label': label,
+        'functional': label.split('_', 1)[0],
+        'architecture': architecture,
+        'model_pk': model_pk,
+        'force_rmse_meV_A': test_metrics.get('force_rmse_meV_A'),
+        'energy_rmse_meV_atom': test_metrics.get('energy_rmse_meV_atom'),
+        'temperatures': temperatures,
+        'Ea_eV': arrhenius.get('Ea_eV'),
+        'Ea_err_eV': arrhenius.get('Ea_err_eV'),
+        'D0_cm2_s': arrhenius.get('D0_cm2_s'),
+        'extrapolation_temperature_K': arrhenius.get('temperature_K'),
+        'D_extrapolated_cm2_s': arrhenius.get('D_at_T_cm2_s'),
+        'sigma_extrapolated_mS_cm': arrhenius.get('sigma_at_T_mS_cm'),
+        'sigma_interval_mS_cm': arrhenius.get('sigma_interval_mS_cm'),
+        'n_replicas': sum(entry['n_replicas'] for entry in diffusion['temperatures'].values()),
+        'simulated_time_ps': sum(entry['simulated_time_ps'] for entry in diffusion['temperatures'].values()),
+        'converged': bool(diffusion.get('converged')),
+    }
+
+
+@calcfunction
+def compare_study(failed: Dict | None = None, **rows) -> Dict:
+    """The comparison table of a study from each row's nodes.
+
+    :param rows: label (``<functional>_<architecture>``) → ``{'model': MlffModel, 'diffusion': Dict (the
+        DiffusionWorkChain summary), 'arrhenius': Dict (optional), 'test_metrics': Dict (optional)}``.
+    :param failed: label → why that row is missing.
+    """
+    if not rows:
+        return exit_code('ERROR_MISSING_INPUT', 'no row given.')
+    table = []
+    for label in sorted(rows):
+        row = rows[label]
+        if 'diffusion' not in row or 'model' not in row:
+            return exit_code('ERROR_MISSING_INPUT', f'row {label} lacks its diffusion summary or its model.')
+        table.append(
+            comparison_row(
+                label,
+                row['model'].architecture,
+                row['model'].pk,
+                row['diffusion'].get_dict(),
+                row['arrhenius'].get_dict() if 'arrhenius' in row else None,
+                row['test_metrics'].get_dict() if 'test_metrics' in row else None,
+            )
+        )
+    return Dict({'rows': table, 'failed': failed.get_dict() if failed is not None else {}})

@@ -1,0 +1,303 @@
+"""MlffDiffusionStudyWorkChain: protocol builder, validation at submission, comparison table, real tiny studies."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from click.testing import CliRunner
+
+from aiida_mlffdiff.cli import cmd_root
+from aiida_mlffdiff.functions.comparison import compare_study
+from aiida_mlffdiff.structures.argyrodite import li6ps5cl_structure
+from aiida_mlffdiff.study_report import format_table, study_rows, table_csv
+from aiida_mlffdiff.workchains.study import MlffDiffusionStudyWorkChain, code_keys, default_codes
+from tests.dft import qe_support
+from tests.dft.qe_support import FAST_OVERRIDES
+
+pseudo_family = qe_support.pseudo_family
+qe_code = qe_support.qe_code
+
+
+@pytest.fixture
+def primitive():
+    """The shipped 13-atom Li6PS5Cl cell (stored)."""
+    return li6ps5cl_structure(cell='primitive').store()
+
+
+@pytest.fixture
+def stand_in_codes(aiida_localhost):
+    """Codes for every key of a study that are never run (builder and validation tests)."""
+
+    def code(label, plugin=None):
+        return orm.InstalledCode(
+            label=label, computer=aiida_localhost, filepath_executable='/bin/true', default_calc_job_plugin=plugin
+        ).store()
+
+    keys = code_keys(['mace', 'nequip', 'deepmd'], ['chgnet-0.3.0'])
+    return {key: code(f'never-run-{key}') for key in keys}, code('never-run-pw', 'quantumespresso.pw')
+
+
+def builder_for(primitive, codes, family, **changes):
+    engine_codes, pw = codes
+    arguments = {
+        'functionals': ['pbe', 'hse06'],
+        'architectures': ['mace', 'nequip', 'deepmd'],
+        'temperatures': [600, 800],
+        'protocol': 'fast',
+        'dft_code': pw,
+        'codes': engine_codes,
+        'pseudo_family': family,
+    }
+    arguments.update(changes)
+    return MlffDiffusionStudyWorkChain.get_builder_from_protocol(
+        primitive, arguments.pop('functionals'), arguments.pop('architectures'), arguments.pop('temperatures'),
+        **arguments,
+    )  # fmt: skip
+
+
+def validation_error(builder) -> str | None:
+    spec = MlffDiffusionStudyWorkChain.spec().inputs
+    problem = spec.validate(spec.pre_process(dict(builder)))
+    return None if problem is None else problem.message
+
+
+def test_builder_from_protocol(primitive, stand_in_codes, pseudo_family):
+    builder = builder_for(primitive, stand_in_codes, pseudo_family, pretrained=['chgnet-0.3.0'])
+    assert validation_error(builder) is None
+    assert builder.functionals.get_list() == ['pbe', 'hse06']
+    assert builder.sampling['n_configurations'] == 8
+    assert builder.dft_protocol.value == 'fast'
+    assert builder.diffusion_protocol.value == 'fast'
+    assert set(builder.codes) == set(code_keys(['mace', 'nequip', 'deepmd'], ['chgnet-0.3.0']))
+    moderate = builder_for(primitive, stand_in_codes, pseudo_family, protocol='moderate')
+    assert moderate.sampling['n_configurations'] > builder.sampling['n_configurations']
+    assert moderate.training_overrides['mace']['max_epochs'] == 200
+    assert builder.dft_overrides['ecutwfc'] == 25.0
+    with pytest.raises(ValueError, match='unknown protocol'):
+        builder_for(primitive, stand_in_codes, pseudo_family, protocol='quick')
+    with pytest.raises(ValueError, match='unknown override'):
+        builder_for(primitive, stand_in_codes, pseudo_family, overrides={'epochs': 3})
+
+
+def test_missing_codes_say_how_to_register_them(aiida_localhost):
+    with pytest.raises(ValueError, match='aiida-mlffdiff setup --engines deepmd'):
+        default_codes(['deepmd_dp'], aiida_localhost.label)
+
+
+@pytest.mark.parametrize(
+    ('changes', 'message'),
+    [
+        ({'functionals': ['pbe', 'b3lyp']}, "unknown functional 'b3lyp'"),
+        ({'architectures': ['mace', 'schnet']}, 'unknown architecture'),
+        ({'architectures': [], 'functionals': ['pbe']}, 'no architecture and no pretrained model'),
+        ({'functionals': []}, 'give at least one functional'),
+        ({'temperatures': []}, 'temperature'),
+        ({'temperatures': [600, -5]}, 'temperature'),
+        ({'functionals': ['pbe', 'pbe']}, 'lists a value twice'),
+    ],
+)
+def test_bad_inputs_are_refused_at_submission(primitive, stand_in_codes, pseudo_family, changes, message):
+    builder, problem = None, None
+    try:
+        builder = builder_for(primitive, stand_in_codes, pseudo_family, **changes)
+    except ValueError as exception:  # the builder may already refuse it
+        problem = str(exception)
+    if builder is not None:
+        problem = validation_error(builder)
+    assert problem is not None
+    assert message in problem
+
+
+def test_structure_and_codes_are_checked(primitive, stand_in_codes, pseudo_family):
+    builder = builder_for(primitive, stand_in_codes, pseudo_family)
+    del builder.codes['nequip_compile']
+    assert 'missing code(s) for nequip_compile' in validation_error(builder)
+
+    builder = builder_for(primitive, stand_in_codes, pseudo_family)
+    no_lithium = orm.StructureData(
+        ase=primitive.get_ase()[[atom.index for atom in primitive.get_ase() if atom.symbol != 'Li']]
+    )
+    builder.md_structure = no_lithium.store()
+    assert 'the md_structure has no Li' in validation_error(builder)
+
+    builder = builder_for(primitive, stand_in_codes, pseudo_family)
+    atoms = primitive.get_ase()
+    atoms[0].symbol = 'Na'  # the test family holds Li, P, S and Cl only
+    builder.structure = orm.StructureData(ase=atoms).store()
+    assert 'Na' in validation_error(builder)
+
+    builder = builder_for(primitive, stand_in_codes, pseudo_family)
+    del builder['dft_code']
+    assert 'no dft_code' in validation_error(builder)
+
+
+def summary(temperatures: dict[float, tuple[float, float, int]]) -> orm.Dict:
+    return orm.Dict(
+        {
+            'temperatures': {
+                f'T_{t:.0f}K': {
+                    'temperature_K': t,
+                    'D_cm2_s': d,
+                    'D_err_cm2_s': err,
+                    'n_replicas': n,
+                    'simulated_time_ps': n * 3.0,
+                    'converged': True,
+                }
+                for t, (d, err, n) in temperatures.items()
+            },
+            'converged': True,
+        }
+    ).store()
+
+
+def test_comparison_table_formats(aiida_localhost):
+    from aiida_mlffdiff.calculations.evaluate import pretrained_model
+
+    model = pretrained_model('chgnet-0.3.0')
+    arrhenius = orm.Dict(
+        {'Ea_eV': 0.3, 'Ea_err_eV': 0.02, 'D0_cm2_s': 1e-3, 'temperature_K': 300.0, 'D_at_T_cm2_s': 1e-8,
+         'sigma_at_T_mS_cm': 0.5, 'sigma_interval_mS_cm': [0.2, 1.1]}
+    ).store()  # fmt: skip
+    metrics = orm.Dict({'force_rmse_meV_A': 120.0, 'energy_rmse_meV_atom': 4.0}).store()
+    rows = {
+        'pbe_chgnet': {
+            'model': model,
+            'diffusion': summary({600.0: (1e-5, 1e-6, 4), 800.0: (3e-5, 2e-6, 4)}),
+            'arrhenius': arrhenius,
+            'test_metrics': metrics,
+        },
+        'pretrained_chgnet': {'model': model, 'diffusion': summary({600.0: (2e-5, 1e-6, 2)})},
+    }
+    result, node = compare_study.run_get_node(failed=orm.Dict({'hse06_mace': 'it failed'}), **rows)
+    assert node.is_finished_ok
+    table = result.get_dict()
+    assert [row['label'] for row in table['rows']] == ['pbe_chgnet', 'pretrained_chgnet']
+    first, second = table['rows']
+    assert first['functional'] == 'pbe'
+    assert first['architecture'] == 'chgnet'
+    assert first['force_rmse_meV_A'] == 120.0
+    assert first['Ea_eV'] == 0.3
+    assert first['n_replicas'] == 8
+    assert second['Ea_eV'] is None
+    assert second['n_replicas'] == 2
+    assert table['failed'] == {'hse06_mace': 'it failed'}
+    text = format_table(table['rows'])
+    assert 'D(600 K) (cm²/s)' in text
+    assert 'D(800 K) (cm²/s)' in text
+    assert '0.3 ± 0.02' in text
+    assert '0.5 [0.2, 1.1] @300 K' in text
+    parsed = list(csv.DictReader(io.StringIO(table_csv(table['rows']))))
+    assert float(parsed[0]['D_800K_cm2_s']) == 3e-5
+    assert parsed[1]['D_800K_cm2_s'] == ''
+    assert parsed[1]['Ea_eV'] == ''
+    _, failed = compare_study.run_get_node()
+    assert failed.exit_status == 340
+
+
+# ------------------------------------------------------------------------------------------------------ real runs
+def tiny_study(primitive, pw, family, engine_code, architectures, codes=None, **changes):
+    codes = codes or {}
+    for architecture in architectures:
+        for key in code_keys([architecture], []):
+            codes.setdefault(key, engine_code(architecture, key.split('_', 1)[1]))
+    builder = MlffDiffusionStudyWorkChain.get_builder_from_protocol(
+        primitive,
+        changes.pop('functionals', ['pbe', 'hse06']),
+        architectures,
+        [400, 500],
+        protocol='fast',
+        dft_code=pw,
+        codes=codes,
+        pseudo_family=family,
+        **changes,
+    )
+    builder.dft_overrides = orm.Dict(FAST_OVERRIDES)  # 25 Ry and a tight SCF
+    return builder
+
+
+def ancestors_of(node, node_class) -> list:
+    query = orm.QueryBuilder().append(orm.Node, filters={'id': node.pk}, tag='node')
+    query.append(node_class, with_descendants='node', project='id')
+    return query.all(flat=True)
+
+
+@pytest.mark.engines
+@pytest.mark.daemon
+def test_tiny_study_through_the_daemon(primitive, qe_code, pseudo_family, engine_code, submit_and_await, tmp_path):
+    """PBE and HSE06 on 8 configurations of the 13-atom cell → MACE (fast) → D at 400 and 500 K, via the daemon."""
+    from aiida_quantumespresso.calculations.pw import PwCalculation
+
+    builder = tiny_study(primitive, qe_code, pseudo_family, engine_code, ['mace'])
+    node = submit_and_await(builder, timeout=1800)
+    report = '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, report)
+    assert set(node.outputs.training_sets) == {'pbe', 'hse06'}
+    assert set(node.outputs.models) == {'pbe_mace', 'hse06_mace'}
+
+    # The table from the provenance graph equals the comparison node and the values stored on the nodes.
+    rows = study_rows(node)
+    assert rows == node.outputs.comparison['rows']
+    for row in rows:
+        label = row['label']
+        stored = node.outputs.diffusion[label]['temperatures']
+        assert {entry['D_cm2_s'] for entry in row['temperatures'].values()} == {
+            entry['D_cm2_s'] for entry in stored.values()
+        }
+        assert row['force_rmse_meV_A'] == node.outputs.test_metrics[label]['force_rmse_meV_A']
+        assert math.isfinite(row['force_rmse_meV_A'])
+        assert row['Ea_eV'] == node.outputs.arrhenius[label]['Ea_eV']
+        assert row['model_pk'] == node.outputs.models[label].pk
+    pbe, hse = (node.outputs.training_sets[f] for f in ('pbe', 'hse06'))
+    assert pbe.functional == 'pbe'
+    assert hse.functional == 'hse06'
+    assert pbe.get_atoms()[1].get_potential_energy() != hse.get_atoms()[1].get_potential_energy()
+
+    # Lineage: every D reaches the pw CalcJobs of its functional through the model and its training set.
+    diffusion = node.outputs.diffusion['hse06_mace']
+    pw_calculations = ancestors_of(diffusion, PwCalculation)
+    assert len(pw_calculations) >= 8
+    functionals = {orm.load_node(pk).inputs.parameters['SYSTEM'].get('input_dft', 'pbe') for pk in pw_calculations}
+    assert functionals == {'hse'}
+
+    group = orm.load_group(f'mlffdiff/study/{node.pk}')
+    assert node.outputs.comparison.pk in {n.pk for n in group.nodes}
+
+    runner = CliRunner()
+    result = runner.invoke(cmd_root, ['report', str(node.pk)])
+    assert result.exit_code == 0, result.output
+    assert 'hse06' in result.output
+    assert 'mace' in result.output
+    assert 'D(500 K)' in result.output
+    result = runner.invoke(cmd_root, ['report', str(node.pk), '--json'])
+    assert json.loads(result.output)['rows'][0]['label'] == rows[0]['label']
+    result = runner.invoke(cmd_root, ['report', str(node.pk), '--csv'])
+    assert len(list(csv.DictReader(io.StringIO(result.output)))) == 2
+    result = runner.invoke(cmd_root, ['plot', str(node.pk), '-o', str(tmp_path / 'plots')])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / 'plots' / 'arrhenius.png').stat().st_size > 10_000
+    assert len(list((tmp_path / 'plots').glob('msd_*.png'))) == 4
+
+
+@pytest.mark.engines
+def test_a_failing_branch_does_not_sink_the_others(primitive, qe_code, pseudo_family, engine_code, aiida_localhost):
+    """PBE only; the DeePMD training code is broken on purpose: the MACE row finishes, the DeePMD row is reported."""
+    broken = orm.InstalledCode(label='dp-broken', computer=aiida_localhost, filepath_executable='/bin/false').store()
+    codes = {'deepmd_dp': broken, 'deepmd_python': engine_code('mace', 'python')}  # never reached: training fails
+    builder = tiny_study(
+        primitive, qe_code, pseudo_family, engine_code, ['mace', 'deepmd'], codes=codes, functionals=['pbe']
+    )
+    _, node = run_get_node(builder)
+    assert node.exit_status == MlffDiffusionStudyWorkChain.exit_codes.ERROR_SOME_BRANCHES_FAILED.status
+    assert 'pbe_deepmd' in node.exit_message
+    table = node.outputs.comparison.get_dict()
+    assert [row['label'] for row in table['rows']] == ['pbe_mace']
+    assert 'TrainingWorkChain' in table['failed']['pbe_deepmd']
+    assert study_rows(node) == table['rows']
+    result = CliRunner().invoke(cmd_root, ['report', str(node.pk)])
+    assert 'pbe_deepmd: TrainingWorkChain' in result.output
