@@ -1,7 +1,8 @@
 # aiida-mlffdiff: every install step lives here, so that a fresh clone needs nothing by hand.
 #   make demo   set everything up, then run the main job on the embedded AiiDA profile
 #   make test   set everything up, then lint and run the whole test suite
-#   make bench  the analysis benchmark (prints ratios against pymatgen and kinisi)
+#   make docs   the Sphinx documentation in docs/_build/html (warnings are errors)
+#   make bench  the benchmarks: analysis (ratios against pymatgen and kinisi), MD throughput (against ASE, torch-sim)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,14 +13,14 @@ AIIDA_PATH ?= $(CURDIR)/.aiida
 export AIIDA_PATH
 PROFILE ?= mlffdiff
 
-.PHONY: setup profile engines system-packages demo test lint bench clean
+.PHONY: setup profile engines system-packages demo test lint bench docs clean
 
 setup: $(VENV)/.installed profile
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[tests,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[tests,dev,docs]'
 	touch $@
 
 profile: $(VENV)/.installed
@@ -48,7 +49,10 @@ system-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null \
 		|| echo "warning: could not install graphviz; 'verdi node graph generate' will not render"; }
 
-demo: setup engines system-packages
+# The set-up is timed apart from the study itself (the demo's own wall time is printed at its end).
+demo:
+	@start=$$(date +%s); $(MAKE) --no-print-directory setup system-packages engines \
+		&& echo "set-up done in $$(( $$(date +%s) - start )) s"
 	$(BIN)/aiida-mlffdiff --profile $(PROFILE) demo --output-dir demo_output
 
 lint: $(VENV)/.installed
@@ -58,8 +62,18 @@ lint: $(VENV)/.installed
 test: setup system-packages engines lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest
 
+# MD throughput of our ensemble drivers against ASE, torch-sim (and LAMMPS for DeePMD when its environment is built);
+# builds the missing engine environments (torchsim-* need Python 3.12) and trains tiny models once (cached).
+MD_BENCH_ARGS ?= --quick
 bench: setup
 	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/md_throughput.py $(MD_BENCH_ARGS)
+
+# The Sphinx documentation (MyST markdown, aiida-core's process directives, the click CLI); warnings are errors.
+# It needs no AiiDA profile (docs/conf.py loads a throw-away one). Open docs/_build/html/index.html.
+docs: $(VENV)/.installed
+	@$(BIN)/python -c 'import sphinx, myst_parser, sphinx_click' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) .aiida demo_output .pytest_cache .ruff_cache
