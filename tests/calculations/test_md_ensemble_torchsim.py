@@ -129,7 +129,7 @@ def test_explicit_engine_and_defaults(stand_in, python_code, lpsc_structure, tmp
         ('ase_environment', "engine 'torchsim' needs 'torchsim-deepmd'"),
         ('other_torchsim', "engine 'torchsim' needs 'torchsim-deepmd'"),
         ('torchsim_code_for_ase', "set engine to 'torchsim'"),
-        ('lammps', "engine 'lammps' is not yet supported"),
+        ('lammps', 'use LammpsEnsembleWorkChain'),
         ('unknown', "engine 'torch-sim' is unknown"),
     ],
 )
