@@ -86,8 +86,12 @@ def test_builder_from_protocol(primitive, stand_in_codes, pseudo_family):
 
 
 def test_missing_codes_say_how_to_register_them(aiida_localhost):
-    with pytest.raises(ValueError, match='aiida-mlffdiff setup --engines deepmd'):
-        default_codes(['deepmd_dp'], aiida_localhost.label)
+    # A computer of its own: other tests of the session register the real engine codes on the test localhost.
+    computer = orm.Computer(
+        label='no-engines-here', hostname='localhost', transport_type='core.local', scheduler_type='core.direct'
+    ).store()
+    with pytest.raises(ValueError, match='aiida-mlffdiff setup --engines deepmd --computer no-engines-here'):
+        default_codes(['deepmd_dp'], computer.label)
 
 
 @pytest.mark.parametrize(
@@ -128,9 +132,9 @@ def test_structure_and_codes_are_checked(primitive, stand_in_codes, pseudo_famil
 
     builder = builder_for(primitive, stand_in_codes, pseudo_family)
     atoms = primitive.get_ase()
-    atoms[0].symbol = 'Na'  # the test family holds Li, P, S and Cl only
+    atoms[0].symbol = 'Ce'  # in neither the test family (Li, P, S, Cl) nor the full offline set
     builder.structure = orm.StructureData(ase=atoms).store()
-    assert 'Na' in validation_error(builder)
+    assert 'Ce' in validation_error(builder)
 
     builder = builder_for(primitive, stand_in_codes, pseudo_family)
     del builder['dft_code']
