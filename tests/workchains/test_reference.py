@@ -60,8 +60,8 @@ def bad_inputs(code, family):
     slab.pbc = (True, True, False)
     crowded = lpsc_atoms()
     crowded.positions[1] = crowded.positions[0] + [0.2, 0.0, 0.0]
-    iron = lpsc_atoms()
-    iron[0].symbol = 'Fe'
+    cerium = lpsc_atoms()
+    cerium[0].symbol = 'Ce'  # in neither the test family nor the full offline set
     other_code = orm.InstalledCode(
         label='not-pw',
         computer=code.computer,
@@ -75,7 +75,7 @@ def bad_inputs(code, family):
         ('no configuration', {'configurations': {}}, 'no configuration given'),
         ('non-periodic', {'configurations': {'slab': structure(slab)}}, 'not periodic in 3D'),
         ('overlapping atoms', {'configurations': {'crowded': structure(crowded)}}, 'overlap'),
-        ('element missing from the family', {'configurations': {'fe': structure(iron)}}, 'no pseudopotential for Fe'),
+        ('element missing from the family', {'configurations': {'ce': structure(cerium)}}, 'no pseudopotential for Ce'),
         ('missing family', {'pseudo_family': orm.Str('no-such-family')}, "no pseudopotential family 'no-such-family'"),
         ('missing code', {'code': None}, 'no code given'),
         ('code of another plugin', {'code': other_code}, 'needs a quantumespresso.pw code'),
