@@ -140,66 +140,85 @@ def engine_code(engine_environment, aiida_localhost):
     return factory
 
 
-# A tiny MACE model trained once per session, shared by the workflow tests (tests/workchains).
-_SESSION_MACE = {}
+# Tiny models trained once per session, shared by the engine tests (MD ensembles, LAMMPS, torch-sim, workflows).
+_SESSION_MODELS: dict[tuple, dict] = {}
+#: Attributes that re-create a session model node from its kept file.
+_MODEL_ATTRIBUTES = ('architecture', 'species', 'cutoff_A', 'engine', 'engine_version', 'target', 'torch_version')
 
 
 @pytest.fixture
-def session_mace_model(engine_code, make_training_set, tmp_path_factory):
-    """A tiny MACE model (fast protocol, 20 epochs on 24 + 6 LJ configurations), trained once per session.
+def session_model(engine_code, make_training_set, tmp_path_factory):
+    """``session_model(architecture, overrides=None, compile_environment=None)``: a tiny model, trained once.
 
-    The model file is kept on disk: tests that reset the storage (``aiida_profile_clean``) delete the node, so it
-    is re-created from the file (same sha256) instead of being trained again or loaded by a stale pk.
+    Fast protocol with ``overrides``, on 24 + 6 LJ configurations (seeds 0 and 1). ``compile_environment`` names the
+    environment whose ``nequip-compile`` compiles a NequIP model (a .pt2 loads only under the torch that compiled it).
+    The model file is kept on disk: tests that reset the storage (``aiida_profile_clean``) delete the node, so it is
+    re-created from the file (same sha256) instead of being trained again or loaded by a stale pk.
     """
+    import time
+
     from aiida import orm
     from aiida.common.exceptions import NotExistent
+    from aiida.engine import run_get_node
 
+    from aiida_mlffdiff.calculations.train import TrainCalculation
+    from aiida_mlffdiff.calculations.writers import get_protocol_parameters
     from aiida_mlffdiff.data.mlff_model import MlffModel
 
-    if 'uuid' not in _SESSION_MACE:
-        import time
+    def factory(architecture: str, overrides: dict | None = None, compile_environment: str | None = None):
+        key = (architecture, tuple(sorted((overrides or {}).items())), compile_environment)
+        if key not in _SESSION_MODELS:
+            started = time.perf_counter()
+            inputs = {
+                'code': engine_code(architecture, 'dp' if architecture == 'deepmd' else 'train'),
+                'architecture': orm.Str(architecture),
+                'training_set': make_training_set(n=24, seed=0),
+                'validation_set': make_training_set(n=6, seed=1),
+                'parameters': orm.Dict(get_protocol_parameters(architecture, 'fast', overrides or {})),
+                'seed': orm.Int(1),
+                'metadata': {'options': {'max_wallclock_seconds': 900}},
+            }
+            if compile_environment is not None:
+                inputs['compile_code'] = engine_code(compile_environment, 'compile')
+            results, node = run_get_node(TrainCalculation, **inputs)
+            assert node.is_finished_ok, (node.exit_status, node.exit_message)
+            model = results['model']
+            path = tmp_path_factory.mktemp(f'session-{architecture}') / model.filename
+            path.write_bytes(model.base.repository.get_object_content(model.filename, mode='rb'))
+            _SESSION_MODELS[key] = {
+                'uuid': model.uuid,
+                'path': path,
+                'attributes': {name: getattr(model, name) for name in _MODEL_ATTRIBUTES},
+                'train_s': time.perf_counter() - started,
+            }
+        entry = _SESSION_MODELS[key]
+        try:
+            return orm.load_node(entry['uuid'], sub_classes=(MlffModel,))
+        except NotExistent:
+            model = MlffModel.get_or_create(entry['path'], **entry['attributes'])
+            if not model.is_stored:
+                model.store()
+            entry['uuid'] = model.uuid
+            return model
 
-        from aiida.engine import run_get_node
+    return factory
 
-        from aiida_mlffdiff.calculations.train import TrainCalculation
-        from aiida_mlffdiff.calculations.writers import get_protocol_parameters
 
-        started = time.perf_counter()
-        results, node = run_get_node(
-            TrainCalculation,
-            code=engine_code('mace', 'train'),
-            architecture=orm.Str('mace'),
-            training_set=make_training_set(n=24, seed=0),
-            validation_set=make_training_set(n=6, seed=1),
-            parameters=orm.Dict(get_protocol_parameters('mace', 'fast', {'max_epochs': 20})),
-            seed=orm.Int(1),
-            metadata={'options': {'max_wallclock_seconds': 600}},
-        )
-        assert node.is_finished_ok, node.exit_message
-        model = results['model']
-        path = tmp_path_factory.mktemp('session-mace') / model.filename
-        path.write_bytes(model.base.repository.get_object_content(model.filename, mode='rb'))
-        _SESSION_MACE.update(
-            uuid=model.uuid,
-            path=path,
-            attributes={
-                'architecture': model.architecture,
-                'species': model.species,
-                'cutoff_A': model.cutoff_A,
-                'engine': model.engine,
-                'engine_version': model.engine_version,
-                'torch_version': model.torch_version,
-            },
-            train_s=time.perf_counter() - started,
-        )
-    try:
-        return orm.load_node(_SESSION_MACE['uuid'], sub_classes=(MlffModel,))
-    except NotExistent:
-        model = MlffModel.get_or_create(_SESSION_MACE['path'], **_SESSION_MACE['attributes'])
-        if not model.is_stored:
-            model.store()
-        _SESSION_MACE['uuid'] = model.uuid
-        return model
+@pytest.fixture
+def session_mace_model(session_model):
+    """The tiny MACE model of the workflow tests (fast protocol, 20 epochs), trained once per session."""
+    return session_model('mace', {'max_epochs': 20})
+
+
+#: The DeePMD model of the LAMMPS and torch-sim tests: the fast protocol with 600 instead of 100 steps (still too
+#: crude for 300 K on the 8-atom cell; fine at 100–200 K).
+SESSION_DEEPMD_OVERRIDES = {'num_steps': 600, 'decay_steps': 100, 'disp_freq': 100, 'save_freq': 600}
+
+
+@pytest.fixture
+def session_deepmd_model(session_model):
+    """The tiny DeePMD model shared by the LAMMPS and torch-sim tests, trained once per session."""
+    return session_model('deepmd', SESSION_DEEPMD_OVERRIDES)
 
 
 @pytest.fixture

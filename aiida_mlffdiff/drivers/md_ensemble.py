@@ -394,29 +394,31 @@ def summarise(info: dict, results: list[dict], started: float) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def run_driver(name: str, description: str, describe, load, run, argv: list[str] | None = None, **info) -> int:
+    """The command line of an ensemble driver (this one and the torch-sim one), returning the exit code.
+
+    Reads the configuration, adds ``describe(config)`` (a dict) to the info, sets the threads, loads the model once
+    with ``load(config)`` (fail early, in the main process), runs ``run(config)`` → per-replica results, then writes
+    the npz and the info JSON. A ``DriverError`` anywhere becomes the info's status and the exit code; any other
+    exception in the MD becomes ``md_failed``.
+    """
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument('--config', type=Path, default=Path('md_ensemble.json'))
     parser.add_argument('--output', type=Path, default=Path('md_ensemble.npz'))
     parser.add_argument('--info', type=Path, default=Path('md_ensemble_info.json'))
     arguments = parser.parse_args(argv)
     started = time.perf_counter()
-    info = {'status': 'running', 'message': '', 'executable': sys.executable, 'timing': {}}
+    info = {'status': 'running', 'message': '', 'executable': sys.executable, 'timing': {}, **info}
     try:
         config = read_config(arguments.config)
-        info.update(
-            architecture=config['architecture'],
-            workers=int(config.get('workers', 1)),
-            threads_per_worker=int(config.get('threads', 1)),
-            versions=versions(config['architecture']),
-        )
+        info.update(describe(config))
         set_threads(int(config.get('threads', 1)))
         loading = time.perf_counter()
-        calculator(config)  # fail early, in the main process, if the model does not load
+        load(config)
         info['timing']['load_model_s'] = time.perf_counter() - loading
         md_started = time.perf_counter()
         try:
-            results = run_ensemble(config)
+            results = run(config)
         except DriverError:
             raise
         except Exception as exception:
@@ -435,8 +437,22 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(results, config, arguments.output)
     summarise(info, results, started)
     arguments.info.write_text(json.dumps(info, indent=2, sort_keys=True))
-    print(f'md_ensemble: {info["message"]} in {info["timing"]["md_wall_s"]:.1f} s', flush=True)
+    print(f'{name}: {info["message"]} in {info["timing"]["md_wall_s"]:.1f} s', flush=True)
     return EXIT_OK
+
+
+def describe(config: dict) -> dict:
+    """What the info JSON records about the run before it starts."""
+    return {
+        'architecture': config['architecture'],
+        'workers': int(config.get('workers', 1)),
+        'threads_per_worker': int(config.get('threads', 1)),
+        'versions': versions(config['architecture']),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_driver('md_ensemble', __doc__.split('\n\n')[0], describe, calculator, run_ensemble, argv)
 
 
 if __name__ == '__main__':

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Run N independent MD replicas of one model at one temperature with torch-sim, batched (no AiiDA import).
 
-Shipped into a CalcJob's folder next to ``md_ensemble.py`` (the ASE driver, whose configuration reader, checks'
-constants and output writer it imports, so that both engines read the same ``md_ensemble.json`` and write the same
+Shipped into a CalcJob's folder next to ``md_ensemble.py`` (the ASE driver, whose checks' constants and command line
+``run_driver`` it imports, so that both engines read the same ``md_ensemble.json`` and write the same
 ``md_ensemble.npz`` / ``md_ensemble_info.json`` for the same parser) and ``evaluate_model.py``; run by the python of
 a torch-sim environment (Python >= 3.12, ``torch-sim-atomistic`` 0.6.2)::
 
@@ -46,8 +46,6 @@ engine package) does not load, 5 the MD could not run at all.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import platform
@@ -59,15 +57,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # the sibling drivers, shipped next to this one
-from evaluate_model import EXIT_MODEL_LOAD_FAILED, EXIT_OK, DriverError, set_threads, version
+from evaluate_model import EXIT_MODEL_LOAD_FAILED, DriverError, set_threads, version
 from md_ensemble import (
     DEFAULT_COUPLING,
-    EXIT_MD_FAILED,
     MIN_DISTANCE_A,
     RUNAWAY_FACTOR,
-    read_config,
-    summarise,
-    write_outputs,
+    run_driver,
 )
 
 #: Architectures this driver can batch, and the distribution of their torch-sim wrapper.
@@ -418,56 +413,24 @@ def versions(architecture: str) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--config', type=Path, default=Path('md_ensemble.json'))
-    parser.add_argument('--output', type=Path, default=Path('md_ensemble.npz'))
-    parser.add_argument('--info', type=Path, default=Path('md_ensemble_info.json'))
-    arguments = parser.parse_args(argv)
-    started = time.perf_counter()
-    info = {'status': 'running', 'message': '', 'executable': sys.executable, 'engine': 'torchsim', 'timing': {}}
-    try:
-        config = read_config(arguments.config)
-        if not config.get('model'):
-            raise DriverError('bad_config', 2, 'the torch-sim engine needs a model file (no pretrained models).')
-        threads = int(config.get('threads', 1))
-        device = config.get('device', 'cpu')
-        parts = chunks(len(config['seeds']), int(config.get('workers', 1)))
-        info.update(
-            architecture=config['architecture'],
-            workers=len(parts),
-            threads_per_worker=threads,
-            device=device,
-            batch_sizes=[len(part) for part in parts],
-            versions=versions(config['architecture']),
-        )
-        set_threads(threads)
-        loading = time.perf_counter()
-        chunk_model(config)  # fail early, in the main process, if the model does not load
-        info['timing']['load_model_s'] = time.perf_counter() - loading
-        md_started = time.perf_counter()
-        try:
-            results = run_ensemble(config)
-        except DriverError:
-            raise
-        except Exception as exception:
-            traceback.print_exc()
-            raise DriverError(
-                'md_failed', EXIT_MD_FAILED, f'the ensemble could not run: {type(exception).__name__}: {exception}'
-            ) from exception
-        info['timing']['md_wall_s'] = time.perf_counter() - md_started
-    except DriverError as error:
-        info.update(status=error.status, message=error.message)
-        info['timing']['total_s'] = time.perf_counter() - started
-        arguments.info.write_text(json.dumps(info, indent=2, sort_keys=True))
-        print(f'ERROR: {error.message}', file=sys.stderr, flush=True)
-        return error.exit_code
+def describe(config: dict) -> dict:
+    """What the info JSON records about the run before it starts: workers, batch sizes, device, versions."""
+    if not config.get('model'):
+        raise DriverError('bad_config', 2, 'the torch-sim engine needs a model file (no pretrained models).')
+    parts = chunks(len(config['seeds']), int(config.get('workers', 1)))
+    return {
+        'architecture': config['architecture'],
+        'workers': len(parts),
+        'threads_per_worker': int(config.get('threads', 1)),
+        'device': config.get('device', 'cpu'),
+        'batch_sizes': [len(part) for part in parts],
+        'versions': versions(config['architecture']),
+    }
 
-    write_outputs(results, config, arguments.output)
-    summarise(info, results, started)
-    arguments.info.write_text(json.dumps(info, indent=2, sort_keys=True))
-    print(f'md_ensemble_torchsim: {info["message"]} in {info["timing"]["md_wall_s"]:.1f} s', flush=True)
-    return EXIT_OK
+
+def main(argv: list[str] | None = None) -> int:
+    description = __doc__.split('\n\n')[0]
+    return run_driver('md_ensemble_torchsim', description, describe, chunk_model, run_ensemble, argv, engine='torchsim')
 
 
 if __name__ == '__main__':

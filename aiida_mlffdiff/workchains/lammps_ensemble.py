@@ -41,9 +41,8 @@ from ..calculations.lammps_script import (
     lammps_script,
     type_order,
 )
-from ..calculations.md_ensemble import build_atoms, md_parameters, validate_inputs, validate_supercell
+from ..calculations.md_ensemble import MdEnsembleCalculation, build_atoms, md_parameters, validate_inputs
 from ..data.mlff_model import MlffModel
-from ..data.msd import MsdData
 from ..environments.engines import ENGINES, SINGLE_THREAD
 from ..functions.lammps_msd import msd_from_lammps_dumps
 from ..parsers.md_ensemble import failure_summary, too_many_failed
@@ -113,16 +112,10 @@ class LammpsEnsembleWorkChain(WorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input('code', valid_type=orm.AbstractCode, help='LAMMPS with pair_style deepmd (lammps.raw).')
-        spec.input('model', valid_type=MlffModel, help='The DeePMD model (frozen .pth) that drives the MD.')
-        spec.input('structure', valid_type=orm.StructureData, help='The periodic cell (Å).')
-        spec.input(
-            'supercell',
-            valid_type=orm.List,
-            required=False,
-            validator=validate_supercell,
-            help='Repetitions [n1, n2, n3] of the structure along its cell vectors.',
-        )
-        spec.input('parameters', valid_type=orm.Dict, help='MD settings of MdEnsembleCalculation (units in the keys).')
+        # The inputs and outputs of MdEnsembleCalculation (structure, supercell, model, parameters → msd, thermo,
+        # run_info), so that the two MD paths are interchangeable in a work chain.
+        spec.expose_inputs(MdEnsembleCalculation, include=('model', 'structure', 'supercell', 'parameters'))
+        spec.inputs['model'].help = 'The DeePMD model (frozen .pth) that drives the MD.'
         spec.input(
             'options',
             valid_type=dict,
@@ -132,9 +125,8 @@ class LammpsEnsembleWorkChain(WorkChain):
         )
         spec.inputs.validator = validate_lammps_inputs
         spec.outline(cls.write_inputs, cls.run_replicas, cls.collect)
-        spec.output('msd', valid_type=MsdData, required=False, help='Tracer and collective MSD of the OK replicas.')
-        spec.output('thermo', valid_type=orm.Dict, help='Per-replica status, mean/std T (K), energy drift.')
-        spec.output('run_info', valid_type=orm.Dict, required=False, help='LAMMPS version, loop times (s).')
+        spec.expose_outputs(MdEnsembleCalculation, include=('msd', 'thermo', 'run_info'))
+        spec.outputs['run_info'].help = 'LAMMPS version, loop times (s).'
         spec.exit_code(300, 'ERROR_MISSING_OUTPUT', message='The LAMMPS outputs could not be read: {message}')
         spec.exit_code(330, 'ERROR_ALL_REPLICAS_FAILED', message='Every replica failed: {message}')
         spec.exit_code(

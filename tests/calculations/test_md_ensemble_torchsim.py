@@ -154,64 +154,18 @@ def test_unsupported_combinations_refused(case, message, stand_in, python_code, 
 
 
 # ------------------------------------------------------------------------------------ real torch-sim ensembles
-#: Tiny models trained once per session (fast protocol; NequIP compiled for the batch target in torchsim-nequip).
-_SESSION_MODELS: dict[str, dict] = {}
-
-
 @pytest.fixture
-def torchsim_model(engine_code, make_training_set, tmp_path_factory):
-    """``torchsim_model(architecture)``: a tiny trained model that the torch-sim engine can run (cached per session).
+def torchsim_model(session_model, session_deepmd_model):
+    """``torchsim_model(architecture)``: a tiny trained model that the torch-sim engine can run (once per session).
 
-    NequIP is trained in the nequip environment and compiled with ``--target batch`` by the torchsim-nequip
-    environment's ``nequip-compile`` (a .pt2 loads only under the torch that compiled it); DeePMD's frozen model is
-    used as it is.
+    DeePMD's frozen model is the one the LAMMPS tests use; NequIP is trained in the nequip environment and compiled
+    with ``--target batch`` by the torchsim-nequip environment's ``nequip-compile``.
     """
-    from aiida.common.exceptions import NotExistent
-
-    from aiida_mlffdiff.calculations.train import TrainCalculation
-    from aiida_mlffdiff.calculations.writers import get_protocol_parameters
 
     def factory(architecture: str):
-        if architecture not in _SESSION_MODELS:
-            overrides = {'compile_target': 'batch'} if architecture == 'nequip' else {}
-            inputs = {
-                'code': engine_code(architecture, 'dp' if architecture == 'deepmd' else 'train'),
-                'architecture': orm.Str(architecture),
-                'training_set': make_training_set(n=24, seed=0),
-                'validation_set': make_training_set(n=6, seed=1),
-                'parameters': orm.Dict(get_protocol_parameters(architecture, 'fast', overrides)),
-                'seed': orm.Int(1),
-                'metadata': {'options': {'max_wallclock_seconds': 900}},
-            }
-            if architecture == 'nequip':
-                inputs['compile_code'] = engine_code('torchsim-nequip', 'compile')
-            results, node = run_get_node(TrainCalculation, **inputs)
-            assert node.is_finished_ok, (node.exit_status, node.exit_message)
-            model = results['model']
-            path = tmp_path_factory.mktemp(f'session-{architecture}') / model.filename
-            path.write_bytes(model.base.repository.get_object_content(model.filename, mode='rb'))
-            attributes = {
-                key: getattr(model, key)
-                for key in (
-                    'architecture',
-                    'species',
-                    'cutoff_A',
-                    'engine',
-                    'engine_version',
-                    'target',
-                    'torch_version',
-                )
-            }
-            _SESSION_MODELS[architecture] = {'uuid': model.uuid, 'path': path, 'attributes': attributes}
-        entry = _SESSION_MODELS[architecture]
-        try:
-            return orm.load_node(entry['uuid'], sub_classes=(MlffModel,))
-        except NotExistent:
-            model = MlffModel.get_or_create(entry['path'], **entry['attributes'])
-            if not model.is_stored:
-                model.store()
-            entry['uuid'] = model.uuid
-            return model
+        if architecture == 'deepmd':
+            return session_deepmd_model
+        return session_model(architecture, {'compile_target': 'batch'}, compile_environment=f'torchsim-{architecture}')
 
     return factory
 

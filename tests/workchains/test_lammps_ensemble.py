@@ -112,56 +112,10 @@ def test_write_lammps_inputs(stand_in_model, lpsc_cell):
 
 
 # ----------------------------------------------------------------------------------------- real LAMMPS ensembles
-_SESSION_DEEPMD = {}
-#: The fast protocol with 600 instead of 100 steps (still too crude for 300 K on the 8-atom cell, fine at 100 K).
-TRAINING = {'num_steps': 600, 'decay_steps': 100, 'disp_freq': 100, 'save_freq': 600}
-
-
 @pytest.fixture
-def deepmd_model(engine_code, make_training_set, tmp_path_factory):
-    """A tiny DeePMD model (fast protocol, 600 steps on 24 + 6 LJ configurations), trained once per session."""
-    from aiida.common.exceptions import NotExistent
-
-    from aiida_mlffdiff.calculations.train import TrainCalculation
-    from aiida_mlffdiff.calculations.writers import get_protocol_parameters
-
-    if 'path' not in _SESSION_DEEPMD:
-        started = time.perf_counter()
-        results, node = run_get_node(
-            TrainCalculation,
-            code=engine_code('deepmd', 'dp'),
-            architecture=orm.Str('deepmd'),
-            training_set=make_training_set(n=24, seed=0),
-            validation_set=make_training_set(n=6, seed=1),
-            parameters=orm.Dict(get_protocol_parameters('deepmd', 'fast', TRAINING)),
-            seed=orm.Int(1),
-            metadata={'options': {'max_wallclock_seconds': 900}},
-        )
-        assert node.is_finished_ok, node.exit_message
-        model = results['model']
-        path = tmp_path_factory.mktemp('session-deepmd') / model.filename
-        path.write_bytes(model.base.repository.get_object_content(model.filename, mode='rb'))
-        _SESSION_DEEPMD.update(
-            uuid=model.uuid,
-            path=path,
-            attributes={
-                'architecture': model.architecture,
-                'species': model.species,
-                'cutoff_A': model.cutoff_A,
-                'engine': model.engine,
-                'engine_version': model.engine_version,
-                'torch_version': model.torch_version,
-            },
-            train_s=time.perf_counter() - started,
-        )
-    try:
-        return orm.load_node(_SESSION_DEEPMD['uuid'], sub_classes=(MlffModel,))
-    except NotExistent:
-        model = MlffModel.get_or_create(_SESSION_DEEPMD['path'], **_SESSION_DEEPMD['attributes'])
-        if not model.is_stored:
-            model.store()
-        _SESSION_DEEPMD['uuid'] = model.uuid
-        return model
+def deepmd_model(session_deepmd_model):
+    """The tiny DeePMD model shared with the torch-sim tests (tests/conftest.py)."""
+    return session_deepmd_model
 
 
 def run_lammps_ensemble(engine_code, model, structure, supercell=None, **parameters):
