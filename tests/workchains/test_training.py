@@ -90,7 +90,7 @@ def test_walltime_is_raised_then_capped(restart_chain, monkeypatch):
 
 @pytest.mark.engines
 @pytest.mark.daemon
-def test_mace_training_through_the_daemon(make_training_set, engine_code, submit_and_await):
+def test_mace_training_through_the_daemon(make_training_set, engine_code, submit_and_await, capsys):
     """One full chain through ``submit`` and the daemon: split → train (MACE, fast) → evaluate on the test set."""
     training_set = make_training_set(n=30, seed=11)
     builder = TrainingWorkChain.get_builder_from_protocol(
@@ -118,12 +118,14 @@ def test_mace_training_through_the_daemon(make_training_set, engine_code, submit
     )
     report = '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
     assert 'test-set errors' in report
-    print(f'mace: test force RMSE {metrics["force_rmse_meV_A"]:.0f} meV/Å')
+    with capsys.disabled():
+        seconds = (node.mtime - node.ctime).total_seconds()
+        print(f'\nmace: chain {seconds:.0f} s (daemon), test force RMSE {metrics["force_rmse_meV_A"]:.0f} meV/Å')
 
 
 @pytest.mark.engines
 @pytest.mark.parametrize('architecture', ['nequip', 'deepmd'])
-def test_training_chain_trains_and_evaluates(make_training_set, engine_code, architecture, record_property):
+def test_training_chain_trains_and_evaluates(make_training_set, engine_code, architecture, record_property, capsys):
     """NequIP and DeePMD through the whole chain (run in-process): trained model evaluated in its environment."""
     from time import perf_counter
 
@@ -148,4 +150,5 @@ def test_training_chain_trains_and_evaluates(make_training_set, engine_code, arc
     assert math.isfinite(metrics['force_rmse_meV_A'])
     record_property('wall_s', seconds)
     record_property('test_force_rmse_meV_A', metrics['force_rmse_meV_A'])
-    print(f'{architecture}: chain {seconds:.0f} s, test force RMSE {metrics["force_rmse_meV_A"]:.0f} meV/Å')
+    with capsys.disabled():
+        print(f'\n{architecture}: chain {seconds:.0f} s, test force RMSE {metrics["force_rmse_meV_A"]:.0f} meV/Å')
