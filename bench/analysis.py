@@ -6,10 +6,12 @@ Replicas are generated one at a time from a seeded RNG (never all in memory) as 
 positions, which is what pymatgen's DiffusionAnalyzer takes too.
 
 Timed, our part only (generation excluded): per replica ``framework_drift`` (equal weights,
-masses=None, pymatgen's convention) + ``tracer_msd(..., drift=...)``, then one ``estimate_diffusion`` (estimator 'ols',
-fixed window) over all replicas, after one untimed warm-up call (pymatgen gets one too). Peak memory:
-``tracemalloc`` in a second, separate pass over the same replicas (numpy allocations, relative to before
-the loop, including the replica being processed; the timing pass runs without tracing). ``--profile``
+masses=None, pymatgen's convention) + the tracer MSD with that drift (``ensemble_tracer_msd``: ``--workers`` threads
+over replicas, default all cores; also timed with one thread, printed next to it), then one ``estimate_diffusion``
+(estimator 'ols', fixed window) over all replicas, after one untimed warm-up call (pymatgen gets one too). Replicas
+are generated (untimed) in batches of 2 x workers. Peak memory: ``tracemalloc`` in a second, separate pass over the
+same replicas (numpy allocations, relative to before the loop, including the batch being processed; the timing
+pass runs without tracing). ``--profile``
 prints a cProfile of our timed part.
 
 Peers: pymatgen's DiffusionAnalyzer (smoothed='max') on every replica if that fits in ``--peer-budget``
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import resource
 import sys
@@ -42,7 +45,7 @@ import tracemalloc
 import numpy as np
 from scipy import fft as scipy_fft
 
-from aiida_mlffdiff.analysis import estimate_diffusion, framework_drift, tracer_msd
+from aiida_mlffdiff.analysis import ensemble_tracer_msd, estimate_diffusion, framework_drift, tracer_msd
 
 D_TRUE_CM2_S = 1.0e-5
 A2_PER_PS_PER_CM2_S = 1.0e4  # 1 cm²/s = 1e4 Å²/ps
@@ -99,24 +102,38 @@ def fft_floor_seconds(args) -> float:
     return time.perf_counter() - start
 
 
-def run_ours(args) -> dict:
-    """Timing pass (no tracing) and memory pass (tracemalloc) of our pipeline."""
+def our_batch_msd(batch: list[np.ndarray], mobile: np.ndarray, framework: np.ndarray, workers: int) -> np.ndarray:
+    """Our pipeline on a batch of replicas: drift per replica, then ``ensemble_tracer_msd`` in ``workers`` threads."""
+    if workers == 1:
+        return np.stack([our_replica_msd(positions, mobile, framework) for positions in batch])
+    drifts = (framework_drift(positions, framework, masses=None) for positions in batch)
+    return ensemble_tracer_msd(batch, mobile, drifts=drifts, workers=workers)
+
+
+def batches(args, workers: int):
+    """``(first index, replicas)`` in batches of ``2 × workers`` (what ensemble_tracer_msd holds at a time)."""
+    size = 2 * workers
+    for first in range(0, args.replicas, size):
+        yield first, [make_replica(index, args) for index in range(first, min(first + size, args.replicas))]
+
+
+def run_ours(args, workers: int, memory: bool = True) -> dict:
+    """Timing pass (no tracing) and memory pass (tracemalloc) of our pipeline with ``workers`` threads."""
     mobile, framework = masks(args)
     time_ps = np.arange(args.frames) * args.frame_ps
     msd = np.empty((args.replicas, args.frames))
-    our_replica_msd(make_replica(0, args), mobile, framework)  # warm-up (imports, FFT plan cache), not timed
+    our_batch_msd([make_replica(0, args)] * workers, mobile, framework, workers)  # warm-up, not timed
     profiler = cProfile.Profile() if args.profile else None
     msd_seconds = 0.0
-    for index in range(args.replicas):
-        positions = make_replica(index, args)  # not timed
+    for first, batch in batches(args, workers):  # replicas generated untimed, a batch at a time
         if profiler is not None:
             profiler.enable()
         start = time.perf_counter()
-        msd[index] = our_replica_msd(positions, mobile, framework)
+        msd[first : first + len(batch)] = our_batch_msd(batch, mobile, framework, workers)
         msd_seconds += time.perf_counter() - start
         if profiler is not None:
             profiler.disable()
-    del positions
+    del batch
     if profiler is not None:
         profiler.enable()
     start = time.perf_counter()
@@ -129,17 +146,16 @@ def run_ours(args) -> dict:
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     peak_mb = float('nan')
-    if not args.no_memory:
+    if memory and not args.no_memory:
         tracemalloc.start()
         baseline = tracemalloc.get_traced_memory()[0]
         traced = np.empty((args.replicas, args.frames))
         peak = 0
-        for index in range(args.replicas):
-            positions = make_replica(index, args)
-            tracemalloc.reset_peak()  # the peak covers our call only (the replica being processed is live)
-            traced[index] = our_replica_msd(positions, mobile, framework)
+        for first, batch in batches(args, workers):
+            tracemalloc.reset_peak()  # the peak covers our call only (the batch being processed is live)
+            traced[first : first + len(batch)] = our_batch_msd(batch, mobile, framework, workers)
             peak = max(peak, tracemalloc.get_traced_memory()[1])
-        del positions
+        del batch
         tracemalloc.reset_peak()
         our_estimate(time_ps, traced, args)
         peak = max(peak, tracemalloc.get_traced_memory()[1])
@@ -156,6 +172,7 @@ def run_ours(args) -> dict:
         'seconds': msd_seconds + estimate_seconds,
         'peak_mb': peak_mb,
         'maxrss_mb_after': maxrss_mb,
+        'workers': workers,
     }
 
 
@@ -312,15 +329,22 @@ def report(args, ours, peer, kin, comparison) -> dict:
     size_gb = args.replicas * args.frames * (args.ions + args.framework) * 3 * 8 / 1e9
     lines.append(
         f'Ensemble: {args.replicas} replicas x {args.frames} frames x ({args.ions} Li + {args.framework} framework),'
-        f' {args.frame_ps} ps/frame ({size_gb:.2f} GB of positions if held at once; generated one at a time).'
+        f' {args.frame_ps} ps/frame ({size_gb:.2f} GB if held at once; made 2 x workers at a time).'
     )
     lines.append(f'Window {args.window[0]}-{args.window[1]} ps, estimator ols; true D = {D_TRUE_CM2_S:.3e} cm²/s.')
     lines.append('')
     lines.append(f'{"code":<34}{"wall (s)":>12}{"peak (MB)":>12}{"vs ours":>10}  note')
     lines.append(
         f'{"ours (drift+MSD+estimate)":<34}{ours["seconds"]:>12.3f}{ours["peak_mb"]:>12.1f}{1.0:>10.1f}  '
-        f'MSD {ours["msd_seconds"]:.3f} s + estimate {ours["estimate_seconds"]:.3f} s; peak: tracemalloc pass'
+        f'{ours["workers"]} thread(s) over replicas: MSD {ours["msd_seconds"]:.3f} s + estimate '
+        f'{ours["estimate_seconds"]:.3f} s; peak: tracemalloc pass'
     )
+    single = ours['single_thread']
+    if single is not ours:
+        lines.append(
+            f'{"ours, 1 thread":<34}{single["seconds"]:>12.3f}{"":>12}{single["seconds"] / ours["seconds"]:>10.1f}  '
+            f'pymatgen / ours-1-thread = {peer["seconds"] / single["seconds"]:.1f} (pymatgen runs on one thread)'
+        )
     label = (
         f'EXTRAPOLATED from {peer["n_run"]} replicas ({peer["seconds_run"]:.1f} s)'
         if peer['extrapolated']
@@ -387,6 +411,8 @@ def report(args, ours, peer, kin, comparison) -> dict:
         'config': {key: value for key, value in vars(args).items() if key != 'json'},
         'ours': {
             'seconds': ours['seconds'],
+            'workers': ours['workers'],
+            'seconds_one_thread': ours['single_thread']['seconds'],
             'msd_seconds': ours['msd_seconds'],
             'estimate_seconds': ours['estimate_seconds'],
             'peak_mb_tracemalloc': None if args.no_memory else ours['peak_mb'],
@@ -422,6 +448,9 @@ def parse_args(argv=None):
     parser.add_argument('--kinisi-replicas', type=int, default=3, help='replicas to run kinisi on (0: skip)')
     parser.add_argument('--kinisi-stride', type=int, default=1, help='kinisi lag grid stride (1: its default)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--workers', type=int, default=os.cpu_count() or 1, help='threads over replicas (default: all cores)'
+    )
     parser.add_argument('--no-memory', action='store_true', help='skip the tracemalloc pass')
     parser.add_argument('--profile', action='store_true', help='print a cProfile of our timed part')
     parser.add_argument('--json', default=None, metavar='PATH', help='write the figures to this JSON file')
@@ -430,7 +459,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    ours = run_ours(args)
+    ours = run_ours(args, args.workers)
+    ours['single_thread'] = run_ours(args, 1, memory=False) if args.workers > 1 else ours
+    if not np.array_equal(ours['single_thread']['msd'], ours['msd']):
+        print('warning: threads gave a different MSD than one thread', file=sys.stderr)
     ours['fft_floor_seconds'] = fft_floor_seconds(args)
     peer = run_pymatgen(args)
     kin = run_kinisi(args)

@@ -10,7 +10,7 @@ from .conductivity import haven_ratio, nernst_einstein_conductivity
 from .einstein import EinsteinFit, auto_fit_window, fit_einstein, loglog_slope
 from .ensemble import DiffusionEstimate, estimate_diffusion
 from .errors import AnalysisError
-from .msd import collective_msd, tracer_msd
+from .msd import collective_msd, ensemble_tracer_msd, tracer_msd
 from .trajectory import MsdResult, msd_from_positions
 from .unwrap import framework_drift, remove_framework_drift, unwrap_positions
 
@@ -22,6 +22,7 @@ __all__ = (
     'MsdResult',
     'auto_fit_window',
     'collective_msd',
+    'ensemble_tracer_msd',
     'estimate_diffusion',
     'fit_arrhenius',
     'fit_einstein',

@@ -8,7 +8,11 @@ nMoldyn, J. Chem. Phys. 2011; the usual algorithm of e.g. tidynamics).
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import fft
@@ -143,3 +147,33 @@ def collective_msd(positions, atoms=None, *, drift=None, charges=None) -> np.nda
     if drift is not None:
         total -= weights.sum() * drift
     return np.clip(_single_msd(total) / np.sum(weights**2), 0.0, None)
+
+
+def ensemble_tracer_msd(replicas: Iterable, atoms=None, *, drifts=None, workers: int | None = None) -> np.ndarray:
+    """Tracer MSD (Å², lags ``0 .. T-1``) of each of several independent replicas, ``(n_replicas, T)``.
+
+    The replicas are processed concurrently in ``workers`` threads (default: the CPU count): numpy's FFT and
+    reductions release the GIL, so this scales with the cores, while at most ``2 × workers`` replicas are
+    held at a time (``replicas`` may be a generator that loads one at a time).
+
+    :param replicas: unwrapped Cartesian positions ``(T, n_atoms, 3)`` in Å per replica, all with the same ``T``.
+    :param atoms: as in :func:`tracer_msd`, the same for every replica.
+    :param drifts: optional ``(T, 3)`` reference-frame displacement (Å) per replica, as ``drift`` of
+        :func:`tracer_msd` (an iterable aligned with ``replicas``).
+    """
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    drift_iterator = iter(drifts) if drifts is not None else None
+    results: list[np.ndarray] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for positions in replicas:
+            drift = next(drift_iterator) if drift_iterator is not None else None
+            pending.append(pool.submit(tracer_msd, positions, atoms, drift=drift))
+            if len(pending) >= 2 * workers:
+                results.append(pending.popleft().result())
+        results.extend(future.result() for future in pending)
+    if not results:
+        raise AnalysisError('no replica given.')
+    if len({result.shape for result in results}) > 1:
+        raise AnalysisError('every replica must have the same number of frames.')
+    return np.stack(results)

@@ -27,7 +27,7 @@ import numpy as np
 from aiida import orm
 from aiida.engine import ExitCode
 
-from ..analysis import collective_msd, tracer_msd
+from ..analysis import collective_msd, ensemble_tracer_msd
 from ..calculations.md_ensemble import MdEnsembleCalculation, build_atoms
 from ..data.msd import MsdData
 from .driver import DriverParser
@@ -120,7 +120,7 @@ def ensemble_msd(arrays: dict, ok: list[int], parameters: dict, volume_A3: float
     """
     drift = arrays['framework_com_A']
     positions = arrays['positions_A']
-    tracer = np.stack([tracer_msd(positions[i], drift=drift[i]) for i in ok])
+    tracer = ensemble_tracer_msd((positions[i] for i in ok), drifts=(drift[i] for i in ok))
     collective = np.stack([collective_msd(positions[i], drift=drift[i]) for i in ok])
     return MsdData(
         time_ps=arrays['time_ps'],

@@ -166,3 +166,25 @@ def test_atom_selection_by_indices_and_contiguous_mask_agree():
         tracer_msd(positions, np.zeros(6, bool))
     with pytest.raises(AnalysisError, match='drift must have shape'):
         tracer_msd(positions, drift=np.zeros((5, 3)))
+
+
+def test_ensemble_tracer_msd_equals_replica_by_replica(make_positions):
+    """Threads over replicas (a generator, fewer workers than replicas) give exactly the per-replica MSDs."""
+    from aiida_mlffdiff.analysis import ensemble_tracer_msd, tracer_msd
+    from aiida_mlffdiff.analysis.unwrap import unwrap_positions
+
+    from ..conftest import CELL
+
+    replicas = [unwrap_positions(make_positions(seed), CELL) for seed in range(7)]
+    drifts = [
+        np.random.default_rng(seed).normal(scale=0.05, size=(r.shape[0], 3)).cumsum(0)
+        for seed, r in enumerate(replicas)
+    ]
+    expected = np.stack([tracer_msd(r, np.arange(8), drift=d) for r, d in zip(replicas, drifts, strict=True)])
+    got = ensemble_tracer_msd((r for r in replicas), np.arange(8), drifts=iter(drifts), workers=2)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(ensemble_tracer_msd(replicas, workers=1), np.stack([tracer_msd(r) for r in replicas]))
+    with pytest.raises(AnalysisError, match='no replica'):
+        ensemble_tracer_msd([])
+    with pytest.raises(AnalysisError, match='same number of frames'):
+        ensemble_tracer_msd([replicas[0], replicas[1][:50]])
