@@ -6,6 +6,9 @@ Ranges (see ``SAMPLING_PARAMETERS``):
   [−max_strain, max_strain] (diagonal: normal strains, off-diagonal: shears); the cell becomes ``cell · (1 + ε)``
   and atoms keep their fractional coordinates. ``max_strain`` must be in [0, 0.2) (default 0.03 = 3 %).
 - rattle: every Cartesian coordinate moves by a Gaussian of standard deviation ``rattle_A`` (Å, default 0.1).
+  With ``rattle_max_A`` the standard deviation climbs evenly from ``rattle_A`` (first perturbed copy) to
+  ``rattle_max_A`` (last): a ladder from near-equilibrium to the large displacements of hot MD, which a model
+  must have seen to stay stable there. Each copy records its value as ``mlffdiff_rattle_A``.
 - a copy with two atoms closer than ``min_distance_A`` (Å, default 1.5; minimum image) is redrawn (new strain
   and new rattle), at most ``max_tries`` times per configuration, then exit code 362.
 - snapshots: ``snapshot_count`` frames of the optional ``snapshots`` TrajectoryData, evenly spaced from the first
@@ -50,6 +53,9 @@ SAMPLING_PARAMETERS = {
     ),
     'max_strain': Option(float, 0.03, 'largest strain component (fraction), uniform in [-max, max]', _strain_range),
     'rattle_A': Option(float, 0.1, 'standard deviation of the Gaussian displacements (Å)', _at_least(0)),
+    'rattle_max_A': Option(
+        (float, type(None)), None, 'if set: standard deviations evenly from rattle_A to this (Å)', _at_least(0)
+    ),
     'seed': Option(int, 0, 'seed of numpy default_rng', _at_least(0)),
     'include_reference': Option(bool, True, 'the first configuration is the input, unstrained and unrattled'),
     'min_distance_A': Option(float, 1.5, 'a copy with two atoms closer than this (Å) is redrawn', _at_least(0)),
@@ -142,9 +148,10 @@ def sample_configurations(structure: StructureData, parameters: Dict, snapshots:
 
     :param structure: a periodic, ordered structure (e.g. ``li6ps5cl_structure()``).
     :param parameters: see ``SAMPLING_PARAMETERS`` and the module docstring: ``n_configurations`` (≥ 1, required),
-        ``max_strain`` (fraction in [0, 0.2), default 0.03), ``rattle_A`` (Å, ≥ 0, default 0.1), ``seed`` (default
-        0), ``include_reference`` (default True), ``min_distance_A`` (Å, default 1.5), ``max_tries`` (default 100),
-        ``snapshot_count`` (default 0) and ``rattle_snapshots`` (default False).
+        ``max_strain`` (fraction in [0, 0.2), default 0.03), ``rattle_A`` (Å, ≥ 0, default 0.1), ``rattle_max_A`` (Å,
+        default None: every copy uses rattle_A), ``seed`` (default 0), ``include_reference`` (default True),
+        ``min_distance_A`` (Å, default 1.5), ``max_tries`` (default 100), ``snapshot_count`` (default 0) and
+        ``rattle_snapshots`` (default False).
     :param snapshots: optional trajectory (e.g. AIMD or MLFF MD) with the structure's atoms in the same order;
         frames without a cell use the structure's cell.
     :returns: namespace ``configurations`` with labels ``c0000``, ``c0001``, …: first the ``n_configurations``
@@ -182,13 +189,22 @@ def sample_configurations(structure: StructureData, parameters: Dict, snapshots:
             )
         frames = snapshot_indices(snapshots.numsteps, params['snapshot_count'])
 
+    if params['rattle_max_A'] is not None and params['rattle_max_A'] < params['rattle_A']:
+        return exit_code(
+            'ERROR_INVALID_PARAMETERS',
+            f'rattle_max_A ({params["rattle_max_A"]:g} Å) must not be below rattle_A ({params["rattle_A"]:g} Å).',
+        )
     rng = np.random.default_rng(params['seed'])
     draw = {key: params[key] for key in ('max_strain', 'rattle_A', 'min_distance_A', 'max_tries')}
     configurations = []
     if params['include_reference']:
         configurations.append(_configuration(structure, cell, positions, 'reference'))
+    offset = len(configurations)
+    top = params['rattle_A'] if params['rattle_max_A'] is None else params['rattle_max_A']
+    ladder = np.linspace(params['rattle_A'], top, max(params['n_configurations'] - offset, 1))
     while len(configurations) < params['n_configurations']:
-        perturbed = perturb(rng, cell, positions, **draw)
+        rattle = float(ladder[len(configurations) - offset])
+        perturbed = perturb(rng, cell, positions, **{**draw, 'rattle_A': rattle})
         if perturbed is None:
             return exit_code(
                 'ERROR_SAMPLING_FAILED',
@@ -197,7 +213,7 @@ def sample_configurations(structure: StructureData, parameters: Dict, snapshots:
             )
         new_cell, new_positions, strain = perturbed
         configurations.append(
-            _configuration(structure, new_cell, new_positions, 'strain+rattle', strain=strain.tolist())
+            _configuration(structure, new_cell, new_positions, 'strain+rattle', strain=strain.tolist(), rattle_A=rattle)
         )
     for frame in frames:
         _, _, frame_cell, _, frame_positions, _ = snapshots.get_step_data(frame)

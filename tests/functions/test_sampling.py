@@ -74,6 +74,28 @@ def test_rattle_statistics(aiida_profile):
         np.testing.assert_array_equal(arrays(configuration)[0], arrays(structure)[0])  # no strain
 
 
+def test_rattle_ladder(aiida_profile):
+    """With rattle_max_A the displacement spread climbs evenly from rattle_A to rattle_max_A, recorded per copy."""
+    structure = li6ps5cl_structure('conventional').store()
+    parameters = {'max_strain': 0.0, 'rattle_A': 0.02, 'rattle_max_A': 0.2, 'min_distance_A': 0.5}
+    result, node = sample(structure, n_configurations=5, **parameters)
+    assert node.is_finished_ok, node.exit_message
+    _, positions = arrays(structure)
+    labels = ['c0001', 'c0002', 'c0003', 'c0004']
+    expected = np.linspace(0.02, 0.2, 4)
+    recorded = [result['configurations'][label].base.attributes.get('mlffdiff_rattle_A') for label in labels]
+    np.testing.assert_allclose(recorded, expected)
+    spreads = [np.std(arrays(result['configurations'][label])[1] - positions) for label in labels]
+    np.testing.assert_allclose(spreads, expected, rtol=0.15)
+    assert 'mlffdiff_rattle_A' not in result['configurations']['c0000'].base.attributes.all  # the reference
+
+    # Without rattle_max_A every copy uses rattle_A, drawn exactly as before the ladder existed.
+    fixed, _ = sample(structure, n_configurations=3, max_strain=0.0, rattle_A=0.05, min_distance_A=0.5)
+    assert {c.base.attributes.get('mlffdiff_rattle_A', None) for c in list(fixed['configurations'].values())[1:]} == {
+        0.05
+    }
+
+
 def test_same_seed_same_configurations_other_seed_other(primitive):
     def positions(seed):
         result, _ = sample(primitive, n_configurations=3, seed=seed)
@@ -164,6 +186,7 @@ def test_snapshot_errors(primitive):
         ({'n_configurations': 2, 'include_reference': 1}, 'include_reference must be bool'),
         ({'n_configurations': 2, 'snapshot_count': -1}, 'snapshot_count must be at least 0'),
         ({'n_configurations': 2, 'rattle': 0.1}, r'unknown key\(s\) rattle'),
+        ({'n_configurations': 2, 'rattle_A': 0.2, 'rattle_max_A': 0.1}, r'rattle_max_A \(0.1 Å\) must not be below'),
     ],
 )
 def test_bad_parameters_exit_300(primitive, parameters, message):
