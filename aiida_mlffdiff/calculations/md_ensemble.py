@@ -77,6 +77,7 @@ __all__ = (
     'default_engine',
     'engine_environment',
     'engine_problem',
+    'md_engine_code',
     'md_parameters',
 )
 
@@ -186,6 +187,35 @@ def default_engine(architecture: str, n_atoms: int) -> str:
     if engine == 'torchsim' and n_atoms > BATCH_PAYS_UP_TO_ATOMS.get(architecture, 0):
         return 'ase'
     return engine
+
+
+def md_engine_code(model: MlffModel, n_atoms: int, computer: str = 'localhost') -> tuple[str, orm.AbstractCode]:
+    """``(engine, code)`` that run ``model`` fastest here, with ``n_atoms`` atoms per replica.
+
+    The measured default of :func:`default_engine`, falling back to ``ase`` when that engine's code is not
+    registered on ``computer`` or cannot run this model (a NequIP model compiled for the ``ase`` target). Codes are
+    looked up as ``aiida-mlffdiff setup`` registers them: ``mlffdiff-<environment>-python@<computer>``.
+
+    :raises ValueError: not even the model's own environment has a registered python on ``computer``.
+    """
+    from aiida.common.exceptions import NotExistent
+
+    engine = default_engine(model.architecture, n_atoms)
+    if engine == 'torchsim':
+        try:
+            code = orm.load_code(f'mlffdiff-{engine_environment(model, engine)}-python@{computer}')
+        except NotExistent:
+            code = None
+        if code is not None and engine_problem(model, engine, code) is None:
+            return engine, code
+    label = f'mlffdiff-{engine_environment(model, "ase")}-python@{computer}'
+    try:
+        return 'ase', orm.load_code(label)
+    except NotExistent as exception:
+        raise ValueError(
+            f'no MD code for {model.describe()}: {label} is not registered; run `aiida-mlffdiff setup --engines '
+            f'{engine_environment(model, "ase")} --computer {computer}`.'
+        ) from exception
 
 
 def code_environment(code) -> str | None:

@@ -31,7 +31,7 @@ from aiida.engine import (
     while_,
 )
 
-from ..calculations.md_ensemble import MdEnsembleCalculation
+from ..calculations.md_ensemble import MdEnsembleCalculation, md_engine_code
 from ..data.mlff_model import MlffModel
 from ..functions.arrhenius import fit_arrhenius
 from ..functions.diffusion import compute_diffusion
@@ -199,7 +199,7 @@ class DiffusionWorkChain(WorkChain):
     @classmethod
     def get_builder_from_protocol(
         cls,
-        code: orm.Code,
+        code: orm.AbstractCode | None,
         model: MlffModel,
         structure: orm.StructureData,
         temperatures,
@@ -208,6 +208,8 @@ class DiffusionWorkChain(WorkChain):
     ):
         """A builder with the settings of ``protocol`` (fast | moderate | precise) from ``protocols/diffusion.yaml``.
 
+        :param code: the python of the engine environment that runs the MD; ``None``: the measured fastest engine for
+            the model and cell (:func:`~aiida_mlffdiff.calculations.md_ensemble.md_engine_code`, on ``localhost``).
         :param temperatures: MD temperatures (K).
         :param overrides: replaces protocol values: top-level keys ``target_relative_error``, ``max_replicas``,
             ``replicas_per_batch``, ``extrapolation_temperature``, ``workers``, ``max_wallclock_seconds``,
@@ -241,6 +243,8 @@ class DiffusionWorkChain(WorkChain):
         builder.extrapolation_temperature = orm.Float(settings['extrapolation_temperature'])
         if settings.get('diffusion_parameters'):
             builder.diffusion_parameters = orm.Dict(settings['diffusion_parameters'])
+        if code is None:
+            _, code = md_engine_code(model, len(structure.sites))
         builder.md.md.code = code
         builder.md.md.parameters = orm.Dict(md_parameters)
         workers = min(settings['workers'], settings['replicas_per_batch'], os.cpu_count() or 1)

@@ -257,3 +257,39 @@ def test_torchsim_workers_and_blow_up(engine_code, torchsim_model, lpsc_structur
     info = results['run_info'].get_dict()
     assert info['batch_sizes'] == [2, 2]
     assert len({r['pid'] for r in info['replicas']}) == 2
+
+
+def test_md_engine_code_follows_the_measured_default(stand_in, lpsc_structure):
+    """torch-sim where it is measured faster and its code can run the model; ase otherwise; a clear error if none."""
+    import uuid
+
+    from aiida_mlffdiff.calculations.md_ensemble import md_engine_code
+
+    # A computer of its own: the session's engine tests register the real codes on the test localhost.
+    computer = orm.Computer(
+        label=f'md-engine-{uuid.uuid4().hex[:8]}',
+        hostname='localhost',
+        transport_type='core.local',
+        scheduler_type='core.direct',
+    ).store()
+
+    def register(environment: str) -> orm.InstalledCode:
+        code = orm.InstalledCode(
+            label=f'mlffdiff-{environment}-python', computer=computer, filepath_executable='/opt/envs/engine/bin/python'
+        ).store()
+        code.base.extras.set('mlffdiff_engine', environment)
+        return code
+
+    deepmd, nequip = stand_in('deepmd'), stand_in('nequip', target='ase')
+    with pytest.raises(ValueError, match=r'mlffdiff-deepmd-python@md-engine-.* is not registered; run `aiida-mlffdiff'):
+        md_engine_code(deepmd, 13, computer.label)
+    ase_deepmd = register('deepmd')
+    assert md_engine_code(deepmd, 13, computer.label) == ('ase', ase_deepmd)  # torch-sim not registered
+    torchsim_deepmd = register('torchsim-deepmd')
+    assert md_engine_code(deepmd, 13, computer.label) == ('torchsim', torchsim_deepmd)
+    assert md_engine_code(deepmd, 416, computer.label) == ('ase', ase_deepmd)  # batching no longer pays
+    ase_nequip = register('nequip')
+    register('torchsim-nequip')
+    assert md_engine_code(nequip, 13, computer.label) == ('ase', ase_nequip)  # compiled for the ase target
+    batch_nequip = stand_in('nequip', target='batch')
+    assert md_engine_code(batch_nequip, 13, computer.label)[0] == 'torchsim'

@@ -68,6 +68,20 @@ def test_builder_from_protocol(python_code, stand_in_model, lpsc_cell):
     instantiate_process(get_manager().get_runner(), builder)
 
 
+def test_builder_without_code_picks_the_registered_engine(stand_in_model, lpsc_cell):
+    """``code=None``: md_engine_code looks up the codes ``aiida-mlffdiff setup`` registers on localhost."""
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        code = orm.load_code('mlffdiff-mace-python@localhost')
+    except NotExistent:
+        with pytest.raises(ValueError, match=r'mlffdiff-mace-python@localhost is not registered; run `aiida-mlffdiff'):
+            DiffusionWorkChain.get_builder_from_protocol(None, stand_in_model, lpsc_cell, [600])
+        return
+    builder = DiffusionWorkChain.get_builder_from_protocol(None, stand_in_model, lpsc_cell, [600])
+    assert builder.md.md.code.pk == code.pk  # MACE: ase is the measured default
+
+
 @pytest.mark.parametrize(
     ('temperatures', 'protocol', 'overrides', 'message'),
     [
