@@ -11,6 +11,12 @@ temperature (all temperatures of a round in parallel), pools every finished batc
 when the replica cap is reached (a warning, not a failure). Batch ``b`` uses the seeds ``seed + 1000 b + i``:
 seeds never repeat, and finished batches are kept in the (checkpointed) context, so none is ever recomputed.
 Finally ``fit_arrhenius`` extrapolates D and σ to ``extrapolation_temperature`` (with two temperatures or more).
+
+A batch is an ``MdEnsembleBaseWorkChain`` (engines ``ase`` and ``torchsim``, the engine following the code), or a
+:class:`~aiida_mlffdiff.workchains.lammps_ensemble.LammpsEnsembleWorkChain` when the code is a LAMMPS build (its
+``mlffdiff_engine`` extra is ``lammps`` or its default plugin ``lammps.raw``) or the parameters say
+``engine: lammps``; both give the same ``msd`` and ``thermo``. LAMMPS batches are not restarted with a smaller
+timestep.
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from aiida.engine import (
     while_,
 )
 
+from ..calculations.evaluate import ENGINE_EXTRA
 from ..calculations.md_ensemble import MdEnsembleCalculation, md_engine_code
 from ..data.mlff_model import MlffModel
 from ..functions.arrhenius import fit_arrhenius
 from ..functions.diffusion import compute_diffusion
 from ..functions.diffusion_summary import summarize_diffusion
+from .lammps_ensemble import ENGINE as ENGINE_LAMMPS
+from .lammps_ensemble import LammpsEnsembleWorkChain
 from .restart import RestartWorkChain
 
 #: Factor applied to the timestep after replicas blew up, and the smallest timestep tried (fs).
@@ -46,6 +55,15 @@ SEED_STRIDE = 1000
 #: Keys of the MD parameters that the DiffusionWorkChain sets itself.
 CHAIN_KEYS = ('temperature_K', 'n_replicas', 'seeds')
 PROTOCOLS = ('fast', 'moderate', 'precise')
+#: metadata.options passed on to the lammps.raw jobs of a LAMMPS batch.
+LAMMPS_OPTIONS = (
+    'max_wallclock_seconds',
+    'environment_variables',
+    'queue_name',
+    'account',
+    'qos',
+    'custom_scheduler_commands',
+)
 
 
 class MdEnsembleBaseWorkChain(RestartWorkChain):
@@ -99,6 +117,16 @@ class MdEnsembleBaseWorkChain(RestartWorkChain):
             node, f'restarting with timestep_fs {old:g} → {new:g} (sampling_interval_fs {stride * new:g})'
         )
         return ProcessHandlerReport(do_break=True)
+
+
+def runs_lammps(md: dict) -> bool:
+    """Whether the MD inputs ask for LAMMPS: engine 'lammps', or a code of the lammps environment / lammps.raw."""
+    code, parameters = md.get('code'), md.get('parameters')
+    if parameters is not None and parameters.get_dict().get('engine') == ENGINE_LAMMPS:
+        return True
+    return code is not None and (
+        code.base.extras.get(ENGINE_EXTRA, None) == ENGINE_LAMMPS or code.default_calc_job_plugin == 'lammps.raw'
+    )
 
 
 def temperature_label(temperature: float) -> str:
@@ -297,21 +325,41 @@ class DiffusionWorkChain(WorkChain):
                 'n_replicas': n_replicas,
                 'seeds': list(range(first, first + n_replicas)),
             }
-            inputs = AttributeDict(md_inputs)
-            inputs.md = AttributeDict(md_inputs['md'])
-            inputs.md.model = self.inputs.model
-            inputs.md.structure = self.inputs.structure
-            inputs.md.parameters = orm.Dict(parameters)
-            inputs.metadata = {'call_link_label': f'md_{label}_batch{batch}'}
-            running = self.submit(MdEnsembleBaseWorkChain, **inputs)
+            label_link = f'md_{label}_batch{batch}'
+            if runs_lammps(md_inputs['md']):
+                process, inputs = LammpsEnsembleWorkChain, self.lammps_inputs(md_inputs['md'], parameters, label_link)
+            else:
+                process, inputs = MdEnsembleBaseWorkChain, AttributeDict(md_inputs)
+                inputs.md = AttributeDict(md_inputs['md'])
+                inputs.md.model = self.inputs.model
+                inputs.md.structure = self.inputs.structure
+                inputs.md.parameters = orm.Dict(parameters)
+                inputs.metadata = {'call_link_label': label_link}
+            running = self.submit(process, **inputs)
             state['n_batches'] = batch + 1
             state['n_requested'] += n_replicas
             launched[f'batches_{label}'] = append_(running)
             self.report(
                 f'{label}: batch {batch} of {n_replicas} replicas (seeds {first}–{first + n_replicas - 1}): '
-                f'launched MdEnsembleBaseWorkChain<{running.pk}>'
+                f'launched {process.__name__}<{running.pk}>'
             )
         return ToContext(**launched)
+
+    def lammps_inputs(self, md: dict, parameters: dict, link_label: str) -> dict:
+        """Inputs of a LammpsEnsembleWorkChain batch: one lammps.raw job per replica (one process each; walltime,
+        environment variables and queue settings of ``md.md.metadata.options`` passed on)."""
+        options = dict(md.get('metadata', {}).get('options', {}))
+        inputs = {
+            'code': md['code'],
+            'model': self.inputs.model,
+            'structure': self.inputs.structure,
+            'parameters': orm.Dict({key: value for key, value in parameters.items() if key != 'engine'}),
+            'options': {key: options[key] for key in LAMMPS_OPTIONS if key in options},
+            'metadata': {'call_link_label': link_label},
+        }
+        if 'supercell' in md:
+            inputs['supercell'] = md['supercell']
+        return inputs
 
     def inspect_round(self):
         """Pool all finished batches of each temperature of this round; decide whether it is done."""

@@ -260,3 +260,33 @@ def test_lammps_environment_registers_a_lammps_raw_code(aiida_localhost, tmp_pat
     assert code.default_calc_job_plugin == 'lammps.raw'
     assert str(code.filepath_executable) == str(tmp_path / 'lammps-0123456789ab' / 'bin' / 'lmp')
     assert code.base.extras.get('mlffdiff_engine') == 'lammps'
+
+
+@pytest.mark.engines
+def test_diffusion_work_chain_runs_lammps_batches(engine_code, deepmd_model, lpsc_cell, capsys):
+    """A LAMMPS code in DiffusionWorkChain: each batch is a LammpsEnsembleWorkChain; D and the summary come out."""
+    from aiida_mlffdiff.workchains.diffusion import DiffusionWorkChain
+
+    overrides = {
+        'replicas_per_batch': 2,
+        'max_replicas': 2,
+        'target_relative_error': 10.0,
+        'md': {key: ENSEMBLE[key] for key in ('timestep_fs', 'equilibration_ps', 'production_ps', 'seed')},
+    }
+    overrides['md']['sampling_interval_fs'] = ENSEMBLE['sampling_interval_fs']
+    builder = DiffusionWorkChain.get_builder_from_protocol(
+        engine_code('lammps', 'lmp'), deepmd_model, lpsc_cell, [100.0], protocol='fast', overrides=overrides
+    )
+    started = time.perf_counter()
+    results, node = run_get_node(builder)
+    wall = time.perf_counter() - started
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    (batch,) = [called for called in node.called if called.process_label == 'LammpsEnsembleWorkChain']
+    assert batch.is_finished_ok
+    assert len([c for c in batch.called if c.process_type and c.process_type.endswith('lammps.raw')]) == 2
+    assert batch.inputs.parameters['seeds'] == [5, 6]
+    diffusion = results['diffusion']['T_100K'].get_dict()
+    assert diffusion['D_cm2_s'] > 0
+    assert results['summary']['temperatures']['T_100K']['n_replicas'] == 2
+    with capsys.disabled():
+        print(f'\nDiffusionWorkChain with LAMMPS batches (1 T × 2 replicas × 1.1 ps, 8 atoms): {wall:.1f} s wall')
