@@ -62,6 +62,7 @@ from md_ensemble import (
     DEFAULT_COUPLING,
     MIN_DISTANCE_A,
     RUNAWAY_FACTOR,
+    closest_pair_A,
     run_driver,
 )
 
@@ -193,7 +194,6 @@ def integrator(config: dict):
 def check_batch(state, template, target_K: float) -> list[tuple[str, str]]:  # noqa: N803
     """Per system of the batch: ``('ok', '')`` or the problem and a one-line message (as ``md_ensemble.check``)."""
     import numpy as np
-    from ase.neighborlist import neighbor_list
 
     n_atoms = len(template)
     positions = state.positions.detach().cpu().numpy().reshape(-1, n_atoms, 3)
@@ -201,7 +201,7 @@ def check_batch(state, template, target_K: float) -> list[tuple[str, str]]:  # n
     energies = state.energy.detach().cpu().numpy().reshape(-1)
     temperatures = state.calc_temperature().detach().cpu().numpy().reshape(-1)
     results = []
-    probe = template.copy()
+    cell = template.cell[:]
     for system in range(positions.shape[0]):
         if not np.isfinite(positions[system]).all():
             results.append(('nan', 'non-finite positions'))
@@ -209,10 +209,9 @@ def check_batch(state, template, target_K: float) -> list[tuple[str, str]]:  # n
         if not (math.isfinite(energies[system]) and np.isfinite(forces[system]).all()):
             results.append(('nan', 'non-finite energy or forces'))
             continue
-        probe.positions = positions[system]
-        distances = neighbor_list('d', probe, MIN_DISTANCE_A)
-        if distances.size:
-            results.append(('atoms_too_close', f'two atoms {distances.min():.3f} Å apart (< {MIN_DISTANCE_A} Å)'))
+        closest = closest_pair_A(positions[system], cell)
+        if closest is not None:
+            results.append(('atoms_too_close', f'two atoms {closest:.3f} Å apart (< {MIN_DISTANCE_A} Å)'))
             continue
         temperature = float(temperatures[system])
         if not math.isfinite(temperature):

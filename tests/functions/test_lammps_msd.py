@@ -173,3 +173,31 @@ def test_msd_from_lammps_dumps_outputs(cell):
     info = outputs['run_info'].get_dict()
     assert info['lammps_version'] == '22 Jul 2025 - Update 2'
     assert info['atom_steps'] == 3 * 300 * 12
+
+
+@pytest.mark.parametrize('n_atoms', [30, 250])
+def test_closest_pair_equals_the_neighbour_list(n_atoms):
+    """The drivers' closest-pair check (dense numpy for small cells) equals ASE's neighbour list, triclinic cells."""
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    from aiida_mlffdiff.functions.lammps_msd import driver_check
+
+    driver_check()  # puts the driver module in place
+    from aiida_mlffdiff.drivers.md_ensemble import closest_pair_A
+
+    rng = np.random.default_rng(n_atoms)
+    scale = (n_atoms / 30) ** (1 / 3)
+    cell = np.array([[7.0, 0.0, 0.0], [2.5, 6.5, 0.0], [-1.5, 2.0, 8.0]]) * scale
+    for trial in range(20):
+        positions = rng.random((n_atoms, 3)) @ cell
+        if trial % 2:  # a close pair across the periodic boundary
+            positions[1] = positions[0] + cell[0] * (1 - 1e-9) + rng.normal(scale=0.2, size=3)
+        atoms = Atoms(positions=positions, cell=cell, pbc=True)
+        for cutoff in (0.5, 1.2):
+            distances = neighbor_list('d', atoms, cutoff)
+            expected = distances.min() if distances.size else None
+            got = closest_pair_A(positions, cell, cutoff)
+            assert (got is None) == (expected is None)
+            if expected is not None:
+                assert got == pytest.approx(expected, abs=1e-9)
