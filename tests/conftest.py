@@ -108,6 +108,28 @@ def aiida_profile(aiida_config, aiida_profile_factory):
         yield profile
 
 
+@pytest.fixture
+def own_computer(aiida_profile):
+    """``own_computer(prefix)``: a stored local Computer with a unique label starting with ``prefix``.
+
+    Tests that look codes up by label use one: the session's engine tests register the real codes (and pw.x) on the
+    test localhost, which would make "missing code" checks pass or clash with stand-ins.
+    """
+    import uuid
+
+    from aiida import orm
+
+    def factory(prefix: str):
+        return orm.Computer(
+            label=f'{prefix}-{uuid.uuid4().hex[:8]}',
+            hostname='localhost',
+            transport_type='core.local',
+            scheduler_type='core.direct',
+        ).store()
+
+    return factory
+
+
 # Engine environments (built once, cached across runs) registered as codes. Tests that run a real engine are
 # marked ``engines``; deselect them with ``pytest -m "not engines"``.
 @pytest.fixture(scope='session')

