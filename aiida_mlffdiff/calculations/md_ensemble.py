@@ -208,13 +208,14 @@ def md_engine_code(model: MlffModel, n_atoms: int, computer: str = 'localhost') 
             code = None
         if code is not None and engine_problem(model, engine, code) is None:
             return engine, code
-    label = f'mlffdiff-{engine_environment(model, "ase")}-python@{computer}'
+    environment = engine_environment(model, 'ase')
+    label = f'mlffdiff-{environment}-python@{computer}'
     try:
         return 'ase', orm.load_code(label)
     except NotExistent as exception:
         raise ValueError(
             f'no MD code for {model.describe()}: {label} is not registered; run `aiida-mlffdiff setup --engines '
-            f'{engine_environment(model, "ase")} --computer {computer}`.'
+            f'{environment} --computer {computer}`.'
         ) from exception
 
 

@@ -184,8 +184,8 @@ def conserved_energy(dynamics, atoms, thermostat: str) -> float:
     return total
 
 
-#: Up to this many atoms the closest-pair check is one numpy pass over all pairs (≈ 50 µs for 52 atoms, against
-#: ≈ 1 ms for ASE's neighbour list: it weighs when the model call itself takes ~1 ms); above, the neighbour list.
+#: Up to this many atoms the closest-pair check is one numpy pass over all pairs (measured on 52 atoms: 0.45 ms
+#: against 2.5 ms for ASE's neighbour list, which weighs next to a ~1 ms model call); above, the neighbour list.
 DENSE_PAIR_ATOMS = 200
 
 
@@ -206,7 +206,8 @@ def closest_pair_A(positions, cell, cutoff_A: float = MIN_DISTANCE_A) -> float |
         upper = np.triu_indices(len(positions), 1)
         delta = (fractional[:, None, :] - fractional[None, :, :])[upper]
         delta -= np.rint(delta)
-        squared = np.einsum('pi,pi->p', delta @ cell, delta @ cell)
+        vectors = delta @ cell
+        squared = np.einsum('pi,pi->p', vectors, vectors)
         closest = float(np.sqrt(squared.min())) if squared.size else math.inf
         return closest if closest < cutoff_A else None
     from ase import Atoms

@@ -65,6 +65,17 @@ SAMPLING_PARAMETERS = {
 }
 
 
+def sampling_parameters(raw: dict | None) -> dict:
+    """The sampling parameters with their defaults, or ValueError naming the problem (also used at submission)."""
+    params = validate_parameters(raw, SAMPLING_PARAMETERS, 'sampling parameters')
+    if params['rattle_max_A'] is not None and params['rattle_max_A'] < params['rattle_A']:
+        raise ValueError(
+            f'invalid sampling parameters: rattle_max_A ({params["rattle_max_A"]:g} Å) must not be below rattle_A '
+            f'({params["rattle_A"]:g} Å).'
+        )
+    return params
+
+
 def minimum_distance(cell: np.ndarray, positions: np.ndarray) -> float:
     """Smallest minimum-image distance (Å) between two different atoms of a periodic cell (inf for one atom)."""
     from ase.geometry import get_distances
@@ -162,7 +173,7 @@ def sample_configurations(structure: StructureData, parameters: Dict, snapshots:
         without snapshots), 360 (bad structure), 361 (snapshots do not match), 362 (min_distance_A never met).
     """
     try:
-        params = validate_parameters(parameters.get_dict(), SAMPLING_PARAMETERS, 'sampling parameters')
+        params = sampling_parameters(parameters.get_dict())
     except ValueError as exception:
         return exit_code('ERROR_INVALID_PARAMETERS', str(exception))
     problem = _structure_problem(structure)
@@ -189,11 +200,6 @@ def sample_configurations(structure: StructureData, parameters: Dict, snapshots:
             )
         frames = snapshot_indices(snapshots.numsteps, params['snapshot_count'])
 
-    if params['rattle_max_A'] is not None and params['rattle_max_A'] < params['rattle_A']:
-        return exit_code(
-            'ERROR_INVALID_PARAMETERS',
-            f'rattle_max_A ({params["rattle_max_A"]:g} Å) must not be below rattle_A ({params["rattle_A"]:g} Å).',
-        )
     rng = np.random.default_rng(params['seed'])
     draw = {key: params[key] for key in ('max_strain', 'rattle_A', 'min_distance_A', 'max_tries')}
     configurations = []

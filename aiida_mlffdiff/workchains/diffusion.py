@@ -37,8 +37,7 @@ from aiida.engine import (
     while_,
 )
 
-from ..calculations.evaluate import ENGINE_EXTRA
-from ..calculations.md_ensemble import MdEnsembleCalculation, md_engine_code
+from ..calculations.md_ensemble import MdEnsembleCalculation, code_environment, md_engine_code
 from ..data.mlff_model import MlffModel
 from ..functions.arrhenius import fit_arrhenius
 from ..functions.diffusion import compute_diffusion
@@ -125,7 +124,7 @@ def runs_lammps(md: dict) -> bool:
     if parameters is not None and parameters.get_dict().get('engine') == ENGINE_LAMMPS:
         return True
     return code is not None and (
-        code.base.extras.get(ENGINE_EXTRA, None) == ENGINE_LAMMPS or code.default_calc_job_plugin == 'lammps.raw'
+        code_environment(code) == ENGINE_LAMMPS or code.default_calc_job_plugin == 'lammps.raw'
     )
 
 
@@ -353,7 +352,7 @@ class DiffusionWorkChain(WorkChain):
             'code': md['code'],
             'model': self.inputs.model,
             'structure': self.inputs.structure,
-            'parameters': orm.Dict({key: value for key, value in parameters.items() if key != 'engine'}),
+            'parameters': orm.Dict(parameters),  # engine omitted or 'lammps'; anything else is refused there
             'options': {key: options[key] for key in LAMMPS_OPTIONS if key in options},
             'metadata': {'call_link_label': link_label},
         }

@@ -41,7 +41,13 @@ from ..calculations.lammps_script import (
     lammps_script,
     type_order,
 )
-from ..calculations.md_ensemble import MdEnsembleCalculation, build_atoms, md_parameters, validate_inputs
+from ..calculations.md_ensemble import (
+    MdEnsembleCalculation,
+    build_atoms,
+    code_environment,
+    md_parameters,
+    validate_inputs,
+)
 from ..data.mlff_model import MlffModel
 from ..environments.engines import ENGINES, SINGLE_THREAD
 from ..functions.lammps_msd import msd_from_lammps_dumps
@@ -50,16 +56,20 @@ from ..parsers.md_ensemble import failure_summary, too_many_failed
 __all__ = ('LammpsEnsembleWorkChain', 'lammps_md_parameters', 'write_lammps_inputs')
 
 ENGINE = 'lammps'
-ENGINE_EXTRA = 'mlffdiff_engine'
 
 
-def lammps_md_parameters(raw: dict | None, symbols) -> dict:
-    """The MD parameters validated as MdEnsembleCalculation's (``engine`` omitted or ``'lammps'``), or ValueError."""
+def without_engine(raw: dict | None) -> dict:
+    """The MD parameters without ``engine``, which must be omitted or ``'lammps'`` (else ValueError)."""
     raw = dict(raw or {})
     engine = raw.pop('engine', ENGINE)
     if engine != ENGINE:
         raise ValueError(f'invalid md_ensemble parameters: LammpsEnsembleWorkChain runs engine lammps, not {engine!r}.')
-    return md_parameters(raw, symbols)
+    return raw
+
+
+def lammps_md_parameters(raw: dict | None, symbols) -> dict:
+    """The MD parameters validated as MdEnsembleCalculation's (``engine`` omitted or ``'lammps'``), or ValueError."""
+    return md_parameters(without_engine(raw), symbols)
 
 
 def validate_lammps_inputs(value, _=None) -> str | None:
@@ -70,14 +80,14 @@ def validate_lammps_inputs(value, _=None) -> str | None:
             f'LAMMPS runs only DeePMD models here (pair_style deepmd); {model.describe()} is {model.architecture!r}: '
             'use MdEnsembleCalculation (engine ase) for it.'
         )
-    engine = code.base.extras.get(ENGINE_EXTRA, None) if code is not None else None
+    engine = code_environment(code)
     if engine not in (None, ENGINE):
         return f'code {code.full_label} runs the {engine!r} environment, not a LAMMPS build (the {ENGINE!r} one).'
     parameters = value.get('parameters')
-    raw = dict(parameters.get_dict()) if parameters is not None else {}
-    engine_parameter = raw.pop('engine', ENGINE)
-    if engine_parameter != ENGINE:
-        return f'invalid md_ensemble parameters: LammpsEnsembleWorkChain runs engine lammps, not {engine_parameter!r}.'
+    try:
+        raw = without_engine(parameters.get_dict() if parameters is not None else None)
+    except ValueError as exception:
+        return str(exception)
     checked = {key: value.get(key) for key in ('model', 'structure', 'supercell')}
     checked['parameters'] = orm.Dict(raw)
     return validate_inputs(checked)

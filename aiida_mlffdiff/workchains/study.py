@@ -20,7 +20,7 @@ from aiida.engine import ToContext, WorkChain, if_
 from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
 from ..dft import DftEngineError, get_dft_engine
 from ..functions.comparison import compare_study
-from ..functions.sampling import sample_configurations
+from ..functions.sampling import sample_configurations, sampling_parameters
 from .diffusion import DiffusionWorkChain, check_temperatures
 from .reference import ReferenceDataWorkChain
 from .training import TrainingWorkChain
@@ -96,6 +96,10 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     problem = check_temperatures(list(inputs['temperatures'].get_list()))
     if problem:
         return problem
+    try:
+        sampling_parameters(inputs['sampling'].get_dict())
+    except ValueError as exception:
+        return str(exception)
     missing = sorted(set(code_keys(architectures, pretrained)) - set(inputs.get('codes', {})))
     if missing:
         return f'missing code(s) for {", ".join(missing)} in the codes namespace (run `aiida-mlffdiff setup`).'

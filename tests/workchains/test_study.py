@@ -101,6 +101,11 @@ def test_missing_codes_say_how_to_register_them(own_computer):
         ({'temperatures': []}, 'temperature'),
         ({'temperatures': [600, -5]}, 'temperature'),
         ({'functionals': ['pbe', 'pbe']}, 'lists a value twice'),
+        (
+            {'overrides': {'sampling': {'n_configurations': 4, 'rattle_A': 0.2, 'rattle_max_A': 0.1}}},
+            'rattle_max_A (0.1 Å) must not be below rattle_A',
+        ),
+        ({'overrides': {'sampling': {'n_configurations': 0}}}, 'n_configurations must be at least 1'),
     ],
 )
 def test_bad_inputs_are_refused_at_submission(primitive, stand_in_codes, pseudo_family, changes, message):
