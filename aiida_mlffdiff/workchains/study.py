@@ -18,6 +18,7 @@ from aiida.common.exceptions import NotExistent
 from aiida.engine import ToContext, WorkChain, if_
 
 from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
+from ..calculations.md_ensemble import md_engine_code
 from ..dft import DftEngineError, get_dft_engine
 from ..functions.comparison import compare_study
 from ..functions.sampling import sample_configurations, sampling_parameters
@@ -135,6 +136,21 @@ def row_label(functional: str, architecture: str) -> str:
 def failure(node: orm.ProcessNode) -> str:
     """``<Process><pk> failed [<exit status>]: <message>``."""
     return f'{node.process_label}<{node.pk}> failed [{node.exit_status}]: {node.exit_message}'
+
+
+def study_md_code(model, n_atoms: int, given: orm.AbstractCode, md_parameters: Mapping[str, Any]) -> orm.AbstractCode:
+    """The code that runs ``model``'s MD in a study: the measured fastest engine on ``given``'s computer.
+
+    ``given`` is the study's python of the model's environment (the ``ase`` engine). When the MD parameters name an
+    engine, or the faster engine's code is not registered there (``aiida-mlffdiff setup`` labels), ``given`` runs it.
+    """
+    if 'engine' in md_parameters:
+        return given
+    try:
+        engine, code = md_engine_code(model, n_atoms, given.computer.label)
+    except ValueError:
+        return given
+    return code if engine != 'ase' else given
 
 
 class MlffDiffusionStudyWorkChain(WorkChain):
@@ -409,7 +425,7 @@ class MlffDiffusionStudyWorkChain(WorkChain):
         for label, pk in self.ctx.models.items():
             model = orm.load_node(pk)
             builder = DiffusionWorkChain.get_builder_from_protocol(
-                self.inputs.codes[f'{model.engine}_python'],
+                study_md_code(model, len(structure.sites), self.inputs.codes[f'{model.engine}_python'], md),
                 model,
                 structure,
                 self.inputs.temperatures.get_list(),

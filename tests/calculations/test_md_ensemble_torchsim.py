@@ -285,3 +285,22 @@ def test_md_engine_code_follows_the_measured_default(stand_in, own_computer):
     assert md_engine_code(nequip, 13, computer.label) == ('ase', ase_nequip)  # compiled for the ase target
     batch_nequip = stand_in('nequip', target='batch')
     assert md_engine_code(batch_nequip, 13, computer.label)[0] == 'torchsim'
+
+
+def test_study_takes_the_measured_engine(stand_in, own_computer):
+    """A study runs DeePMD on a small cell with torch-sim once its code exists, unless the MD parameters name one."""
+    from aiida_mlffdiff.workchains.study import study_md_code
+
+    computer = own_computer('study-engine')
+    given = orm.InstalledCode(
+        label='my-deepmd-python', computer=computer, filepath_executable='/opt/envs/engine/bin/python'
+    ).store()
+    deepmd = stand_in('deepmd')
+    assert study_md_code(deepmd, 13, given, {}) is given  # nothing registered under the setup labels
+    torchsim = orm.InstalledCode(
+        label='mlffdiff-torchsim-deepmd-python', computer=computer, filepath_executable='/opt/envs/ts/bin/python'
+    ).store()
+    torchsim.base.extras.set('mlffdiff_engine', 'torchsim-deepmd')
+    assert study_md_code(deepmd, 13, given, {}).pk == torchsim.pk
+    assert study_md_code(deepmd, 13, given, {'engine': 'ase'}) is given
+    assert study_md_code(deepmd, 416, given, {}) is given  # batching does not pay at 416 atoms

@@ -204,6 +204,7 @@ def test_prepare_deepmd(train_inputs, tmp_path):
     content = json.loads((tmp_path / 'input.json').read_text())
     assert content['model']['type_map'] == LPSC
     assert content['model']['descriptor']['type'] == 'se_e2_a'
+    assert 'attn_layer' not in content['model']['descriptor']
     assert content['model']['descriptor']['rcut'] == 4.0
     assert content['model']['descriptor']['seed'] == 7
     assert content['training']['seed'] == 7
@@ -220,6 +221,18 @@ def test_prepare_deepmd(train_inputs, tmp_path):
         np.load(tmp_path / s / 'set.000' / 'energy.npy').size for s in content['training']['training_data']['systems']
     )
     assert frames == 12
+
+
+def test_deepmd_type_embedding_descriptor(train_inputs, tmp_path):
+    """se_atten_v2 gets its attention depth and type-embedding length; the shared keys stay."""
+    parameters = get_protocol_parameters('deepmd', 'fast', {'descriptor': 'se_atten_v2', 'type_embedding_dim': 4})
+    prepare(tmp_path, **train_inputs('deepmd', parameters))
+    descriptor = json.loads((tmp_path / 'input.json').read_text())['model']['descriptor']
+    assert descriptor['type'] == 'se_atten_v2'
+    assert descriptor['attn_layer'] == 0
+    assert descriptor['tebd_dim'] == 4
+    assert descriptor['rcut'] == 4.0
+    assert descriptor['neuron'] == parameters['descriptor_neurons']
 
 
 def test_deepmd_explicit_type_map_order(train_inputs, tmp_path):
@@ -283,6 +296,8 @@ def test_dry_run_submit_script(train_inputs):
         ('deepmd', {'stop_learning_rate': 1.0}, r'stop_learning_rate \(1.0\) exceeds learning_rate'),
         ('deepmd', {'sel': 'many'}, "sel must be 'auto'"),
         ('deepmd', {'descriptor_neurons': [4, 0]}, 'descriptor_neurons must be a non-empty list of positive'),
+        ('deepmd', {'descriptor': 'dpa3'}, 'descriptor must be one of se_e2_a, se_atten_v2'),
+        ('deepmd', {'attention_layers': 1}, "attention_layers needs descriptor 'se_atten_v2'"),
     ],
 )
 def test_invalid_parameters_rejected_at_submission(architecture, parameters, message, train_inputs):
