@@ -11,6 +11,8 @@ temperature (all temperatures of a round in parallel), pools every finished batc
 when the replica cap is reached (a warning, not a failure). Batch ``b`` uses the seeds ``seed + 1000 b + i``:
 seeds never repeat, and finished batches are kept in the (checkpointed) context, so none is ever recomputed.
 Finally ``fit_arrhenius`` extrapolates D and σ to ``extrapolation_temperature`` (with two temperatures or more).
+A temperature whose OK replicas ran on average more than :data:`TEMPERATURE_TOLERANCE` away from the target (and
+further than three standard errors of their mean) gets a warning: its D belongs to another temperature.
 
 A batch is an ``MdEnsembleBaseWorkChain`` (engines ``ase`` and ``torchsim``, the engine following the code), or a
 :class:`~aiida_mlffdiff.workchains.lammps_ensemble.LammpsEnsembleWorkChain` when the code is a LAMMPS build (its
@@ -51,6 +53,8 @@ TIMESTEP_FACTOR = 0.5
 MIN_TIMESTEP_FS = 0.25
 #: Seeds of batch ``b``: ``seed + SEED_STRIDE * b + i`` (so a batch holds at most SEED_STRIDE replicas).
 SEED_STRIDE = 1000
+#: Relative deviation of the replicas' mean temperature from the target above which a temperature gets a warning.
+TEMPERATURE_TOLERANCE = 0.05
 #: Keys of the MD parameters that the DiffusionWorkChain sets itself.
 CHAIN_KEYS = ('temperature_K', 'n_replicas', 'seeds')
 PROTOCOLS = ('fast', 'moderate', 'precise')
@@ -169,6 +173,28 @@ def validate_inputs(value, _=None) -> str | None:
         if clash:
             return f'md.md.parameters must not set {", ".join(clash)}: the DiffusionWorkChain sets them.'
     return None
+
+
+def temperature_warning(label: str, target_K: float, replica_means_K: list[float]) -> str | None:  # noqa: N803
+    """A warning when the OK replicas ran at a mean temperature off the target (K), else None.
+
+    Off means: more than :data:`TEMPERATURE_TOLERANCE` relative deviation and more than three standard errors of
+    the mean over replicas (one replica: the tolerance alone). A hot ensemble usually means the integration heats
+    faster than the thermostat cools (a rough model or too long a timestep); its D is that of a hotter system.
+    """
+    means = [t for t in replica_means_K if t is not None and math.isfinite(t)]
+    if not means:
+        return None
+    mean = sum(means) / len(means)
+    deviation = mean - target_K
+    spread = math.sqrt(sum((t - mean) ** 2 for t in means) / (len(means) - 1)) if len(means) > 1 else 0.0
+    if abs(deviation) <= TEMPERATURE_TOLERANCE * target_K or abs(deviation) <= 3 * spread / math.sqrt(len(means)):
+        return None
+    return (
+        f'{label}: the replicas ran at a mean {mean:.0f} K, {100 * deviation / target_K:+.0f} % off the target '
+        f'{target_K:g} K (more than {100 * TEMPERATURE_TOLERANCE:g} % and 3 standard errors): D belongs to another '
+        'temperature; try a smaller timestep or a stronger thermostat coupling'
+    )
 
 
 def load_protocols() -> dict:
@@ -393,6 +419,16 @@ class DiffusionWorkChain(WorkChain):
                 f'{relative if relative is not None else math.inf:.3g} (target {target:g}), {n_replicas} replicas '
                 f'in {len(finished)} batch(es), {result["simulated_time_ps"]:.3g} ps simulated'
             )
+            replica_means = [
+                replica['temperature_mean_K']
+                for node in finished
+                for replica in node.outputs.thermo.get_dict()['replicas']
+                if replica['status'] == 'ok'
+            ]
+            off_target = temperature_warning(label, state['temperature_K'], replica_means)
+            if off_target and (state['converged'] or state['n_requested'] >= cap):
+                state['warnings'].append(off_target)
+                self.report(f'WARNING {off_target}')
             if state['converged']:
                 state['done'] = True
                 self.report(f'{label}: converged')

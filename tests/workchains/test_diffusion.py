@@ -17,6 +17,7 @@ from aiida_mlffdiff.workchains.diffusion import (
     DiffusionWorkChain,
     MdEnsembleBaseWorkChain,
     temperature_label,
+    temperature_warning,
 )
 
 LPSC = ['Cl', 'Li', 'P', 'S']
@@ -306,3 +307,16 @@ def test_daemon_restart_does_not_recompute_finished_batches(
     seeds = sorted(seed for calc in calculations for seed in calc.inputs.parameters['seeds'])
     assert seeds == [0, 1, 1000, 1001]
     assert node.outputs.summary['temperatures']['T_700K']['n_batches'] == 2
+
+
+def test_temperature_warning_for_hot_replicas():
+    """Hot beyond 5 % and beyond 3 standard errors warns; noise or a small offset does not."""
+    hot = temperature_warning('T700K', 700.0, [832.0, 845.0, 820.0])
+    assert hot is not None
+    assert 'mean 832 K' in hot
+    assert '+19 %' in hot
+    assert 'smaller timestep' in hot
+    assert temperature_warning('T700K', 700.0, [710.0, 690.0, 725.0]) is None  # within 5 %
+    assert temperature_warning('T700K', 700.0, [600.0, 1000.0]) is None  # 14 % off, but the spread allows it
+    assert temperature_warning('T700K', 700.0, [600.0]) is not None  # one replica: the tolerance alone
+    assert temperature_warning('T700K', 700.0, [None, float('nan')]) is None
