@@ -148,8 +148,41 @@ def calculator(config: dict):
                 timer['calls'] += 1
 
         _CALCULATOR['calc'].calculate = timed
+        _CALCULATOR['calc'].check_state = exact_state_check(_CALCULATOR['calc'])
         _CALCULATOR['timer'] = timer
     return _CALCULATOR['calc'], _CALCULATOR['timer']
+
+
+def exact_state_check(calc):
+    """A ``check_state`` for ``calc`` that compares positions, cell, pbc and numbers exactly.
+
+    ASE's compares every per-atom array with ``np.isclose`` at a 1e-15 tolerance: measured 10-15 % of a NequIP step
+    on 52 atoms, all of it outside the model call. Exact comparison can only report a change where ASE's would not
+    (recomputing, never reusing stale forces); any other difference of the arrays counts as every change.
+    """
+    import numpy as np
+    from ase.calculators.calculator import all_changes
+
+    def check_state(atoms, tol=1e-15):
+        previous = calc.atoms
+        if previous is None or previous.arrays.keys() != atoms.arrays.keys():
+            return list(all_changes)
+        changes = [
+            name
+            for name, old, new in (
+                ('positions', previous.positions, atoms.positions),
+                ('numbers', previous.numbers, atoms.numbers),
+                ('cell', previous.cell.array, atoms.cell.array),
+                ('pbc', previous.pbc, atoms.pbc),
+            )
+            if not np.array_equal(old, new)
+        ]
+        for name in previous.arrays.keys() - {'positions', 'numbers', 'momenta'}:
+            if not np.array_equal(previous.arrays[name], atoms.arrays[name]):
+                changes.append(name)
+        return changes
+
+    return check_state
 
 
 def make_dynamics(atoms, config: dict, rng):

@@ -201,3 +201,45 @@ def test_closest_pair_equals_the_neighbour_list(n_atoms):
             assert (got is None) == (expected is None)
             if expected is not None:
                 assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_exact_state_check_recomputes_exactly_when_the_atoms_change():
+    """The ASE driver's cheap check_state: changes named like ASE's, and an MD run identical to ASE's own check."""
+    from ase import units
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from aiida_mlffdiff.functions.lammps_msd import driver_check
+
+    driver_check()  # puts the driver module in place
+    from aiida_mlffdiff.drivers.md_ensemble import exact_state_check
+
+    atoms = bulk('Cu', cubic=True).repeat((2, 2, 2))
+    calc = EMT()
+    check = exact_state_check(calc)
+    assert set(check(atoms)) >= {'positions', 'numbers', 'cell', 'pbc'}  # nothing computed yet
+    calc.get_forces(atoms)
+    assert check(atoms.copy()) == []
+    moved = atoms.copy()
+    moved.positions[3, 0] += 1e-12
+    assert check(moved) == ['positions']
+    strained = atoms.copy()
+    strained.set_cell(atoms.cell * 1.01)
+    assert check(strained) == ['cell']
+    charged = atoms.copy()
+    charged.set_initial_charges([0.1] * len(atoms))
+    assert len(check(charged)) > 2  # an array ASE's check knows, absent before: every change
+
+    def trajectory(exact: bool) -> np.ndarray:
+        replica = atoms.copy()
+        replica.calc = EMT()
+        if exact:
+            replica.calc.check_state = exact_state_check(replica.calc)
+        rng = np.random.default_rng(3)
+        MaxwellBoltzmannDistribution(replica, temperature_K=600.0, rng=rng)
+        Langevin(replica, 2.0 * units.fs, temperature_K=600.0, friction=0.01 / units.fs, rng=rng).run(30)
+        return replica.positions.copy()
+
+    np.testing.assert_array_equal(trajectory(True), trajectory(False))
