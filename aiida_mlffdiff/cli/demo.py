@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -42,6 +45,30 @@ def demo(output_dir: Path, protocol: str, temperatures: str, synthetic: bool):
     study_demo(output_dir, protocol, [float(t) for t in temperatures.split(',')])
 
 
+@contextlib.contextmanager
+def printed_tracebacks_to(path: Path) -> Iterator[list[int]]:
+    """Send what ``traceback.print_exc`` prints to ``path`` instead of the terminal; yields ``[count]``.
+
+    aiida-quantumespresso's pw.x parser prints a traceback for every hybrid-functional SCF (it looks for an
+    'estimated scf accuracy' line that the EXX loop does not print) and stores the warning in the node's
+    ``output_parameters``; 24 of them would bury the demo's reports.
+    """
+    count = [0]
+    original = traceback.print_exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open('w', encoding='utf-8') as handle:
+
+        def to_file(limit=None, file=None, chain=True):
+            count[0] += 1
+            original(limit=limit, file=handle, chain=chain)
+
+        traceback.print_exc = to_file
+        try:
+            yield count
+        finally:
+            traceback.print_exc = original
+
+
 def study_demo(output_dir: Path, protocol: str, temperatures: list[float]) -> None:
     """Run the study in this process (reports stream to the terminal), then print the table, plots and commands."""
     from ..structures.argyrodite import li6ps5cl_structure
@@ -55,25 +82,29 @@ def study_demo(output_dir: Path, protocol: str, temperatures: list[float]) -> No
         f'× MACE, NequIP, DeePMD, MD at {temperatures} K'
     )
     started = time.perf_counter()
-    node = study_builder_and_launch(
-        structure=structure,
-        md_structure=None,
-        functionals=['pbe', 'hse06'],
-        architectures=['mace', 'nequip', 'deepmd'],
-        pretrained=[],
-        temperatures=temperatures,
-        protocol=protocol,
-        dft_engine='qe',
-        dft_code=None,
-        pseudo_family=None,
-        potential_family=None,
-        computer='localhost',
-        daemon=False,
-    )
+    tracebacks = output_dir / 'parser-tracebacks.log'
+    with printed_tracebacks_to(tracebacks) as printed:
+        node = study_builder_and_launch(
+            structure=structure,
+            md_structure=None,
+            functionals=['pbe', 'hse06'],
+            architectures=['mace', 'nequip', 'deepmd'],
+            pretrained=[],
+            temperatures=temperatures,
+            protocol=protocol,
+            dft_engine='qe',
+            dft_code=None,
+            pseudo_family=None,
+            potential_family=None,
+            computer='localhost',
+            daemon=False,
+        )
     wall = time.perf_counter() - started
     echo.echo('')
     rows = study_rows(node)
     echo.echo(f'MlffDiffusionStudyWorkChain<{node.pk}> [{node.exit_status}] in {wall / 60:.1f} min wall')
+    if printed[0]:
+        echo.echo(f'({printed[0]} tracebacks of the pw.x parser on hybrid-functional output, harmless: {tracebacks})')
     echo.echo(format_table(rows) if rows else 'no finished row')
     if 'comparison' in node.outputs:
         for label, reason in node.outputs.comparison['failed'].items():

@@ -42,3 +42,22 @@ def test_demo(cli, tmp_path):
     assert sorted(p.name for p in output_dir.glob('*.png')) == sorted(p.name for p in pngs)
     trajectories = list((output_dir / 'trajectories').glob('XDATCAR_*.gz'))
     assert len(trajectories) == settings.n_replicas * len(settings.temperatures_K)
+
+
+def test_printed_tracebacks_go_to_a_file(tmp_path, capsys):
+    """Tracebacks printed by a parser during the demo land in a file, counted; print_exc is restored after."""
+    import traceback
+
+    from aiida_mlffdiff.cli.demo import printed_tracebacks_to
+
+    original = traceback.print_exc
+    path = tmp_path / 'out' / 'parser-tracebacks.log'
+    with printed_tracebacks_to(path) as printed:
+        try:
+            raise KeyError('could not find and parse the line with `estimated scf accuracy`')
+        except KeyError:
+            traceback.print_exc()
+    assert printed == [1]
+    assert traceback.print_exc is original
+    assert 'estimated scf accuracy' in path.read_text()
+    assert 'Traceback' not in capsys.readouterr().err

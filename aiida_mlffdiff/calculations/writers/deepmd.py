@@ -94,7 +94,7 @@ class DeepmdWriter(TrainingWriter):
             'se_e2_a',
             "'se_e2_a' (one embedding net per type pair) or 'se_atten_v2' (one net plus a type embedding; with "
             'attention_layers 0 it is se_e2_a with shared weights: measured 4x faster to train and stable in MD where '
-            'se_e2_a ran away on 22 configurations, docs/training.md)',
+            'se_e2_a ran away on 22 configurations; docs/tutorial.md)',
             one_of('se_e2_a', 'se_atten_v2'),
         ),
         'attention_layers': Option(int, 0, 'se_atten_v2 only: gated self-attention layers (0: none)', non_negative),
