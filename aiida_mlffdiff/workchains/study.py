@@ -77,6 +77,13 @@ def _names(value) -> list[str]:
     return [str(item).strip().lower() for item in (value.get_list() if isinstance(value, orm.List) else value)]
 
 
+def validate_fraction(value, _=None) -> str | None:
+    """A fraction in [0, 1)."""
+    if value is not None and not 0.0 <= value.value < 1.0:
+        return f'reference_max_failed_fraction must be in [0, 1), got {value.value}.'
+    return None
+
+
 def validate_inputs(inputs, _ctx=None) -> str | None:
     """Everything a study can check before it starts: names, codes, temperatures, structure vs engine and model."""
     functionals, architectures = _names(inputs['functionals']), _names(inputs['architectures'])
@@ -184,6 +191,13 @@ class MlffDiffusionStudyWorkChain(WorkChain):
         spec.input('potential_family', valid_type=orm.Str, required=False, help='vasp: POTCAR family label.')
         spec.input('potential_mapping', valid_type=orm.Dict, required=False, help='vasp: element → POTCAR symbol.')
         spec.input('reference_protocol', valid_type=orm.Str, default=lambda: orm.Str('moderate'))
+        spec.input(
+            'reference_max_failed_fraction',
+            valid_type=orm.Float,
+            required=False,
+            validator=validate_fraction,
+            help="Share of configurations whose DFT may fail per functional (default: the reference protocol's).",
+        )
         spec.input('training_protocol', valid_type=orm.Str, default=lambda: orm.Str('fast'))
         spec.input(
             'training_overrides', valid_type=orm.Dict, required=False, help='{architecture: {hyper-parameter: value}}.'
@@ -251,7 +265,7 @@ class MlffDiffusionStudyWorkChain(WorkChain):
             ``mlffdiff-<engine>-<key>@computer`` (registered by ``aiida-mlffdiff setup``).
         :param overrides: replaces top-level protocol values (``sampling``, ``dft_protocol``, ``training_protocol``,
             ``training_overrides``, ``diffusion_protocol``, ``diffusion_overrides``, ``reference_protocol``,
-            ``dft_overrides``).
+            ``reference_max_failed_fraction``, ``dft_overrides``).
         :param engine_kwargs: ``pseudo_family`` (qe) or ``potential_family`` / ``potential_mapping`` (vasp).
         :raises ValueError: unknown protocol or override, a missing code.
         """
@@ -261,6 +275,7 @@ class MlffDiffusionStudyWorkChain(WorkChain):
             raise ValueError(f'unknown protocol {protocol!r}; known: {", ".join(protocols["protocols"])}.')
         settings = {key: value for key, value in protocols['protocols'][protocol].items() if key != 'description'}
         settings.setdefault('reference_protocol', 'fast' if protocol == 'fast' else 'moderate')
+        settings.setdefault('reference_max_failed_fraction', None)
         unknown = sorted(set(overrides or {}) - set(settings))
         if unknown:
             raise ValueError(f'unknown override(s) {", ".join(unknown)}; known: {", ".join(sorted(settings))}.')
@@ -285,6 +300,8 @@ class MlffDiffusionStudyWorkChain(WorkChain):
             builder.dft_code = dft_code
         builder.dft_protocol = orm.Str(settings['dft_protocol'])
         builder.reference_protocol = orm.Str(settings['reference_protocol'])
+        if settings.get('reference_max_failed_fraction') is not None:
+            builder.reference_max_failed_fraction = orm.Float(settings['reference_max_failed_fraction'])
         builder.training_protocol = orm.Str(settings['training_protocol'])
         if settings.get('dft_overrides'):
             builder.dft_overrides = orm.Dict(settings['dft_overrides'])
@@ -345,6 +362,8 @@ class MlffDiffusionStudyWorkChain(WorkChain):
         kwargs = {key: self.inputs[key].value for key in ('pseudo_family', 'potential_family') if key in self.inputs}
         if 'potential_mapping' in self.inputs:
             kwargs['potential_mapping'] = self.inputs.potential_mapping.get_dict()
+        if 'reference_max_failed_fraction' in self.inputs:
+            kwargs['max_failed_fraction'] = self.inputs.reference_max_failed_fraction.value
         launched = {}
         for functional in self.ctx.functionals:
             builder = ReferenceDataWorkChain.get_builder_from_protocol(

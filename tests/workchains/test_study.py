@@ -78,6 +78,10 @@ def test_builder_from_protocol(primitive, stand_in_codes, pseudo_family):
     moderate = builder_for(primitive, stand_in_codes, pseudo_family, protocol='moderate')
     assert moderate.sampling['n_configurations'] > builder.sampling['n_configurations']
     assert moderate.training_overrides['mace']['max_epochs'] == 200
+    assert moderate.training_overrides['deepmd']['descriptor'] == 'se_atten_v2'
+    assert moderate.reference_max_failed_fraction.value == 0.25
+    assert moderate.dft_overrides['parameters']['ELECTRONS']['electron_maxstep'] == 60
+    assert 'reference_max_failed_fraction' not in builder  # fast: the reference protocol's
     assert builder.dft_overrides['ecutwfc'] == 25.0
     with pytest.raises(ValueError, match='unknown protocol'):
         builder_for(primitive, stand_in_codes, pseudo_family, protocol='quick')
@@ -106,6 +110,7 @@ def test_missing_codes_say_how_to_register_them(own_computer):
             'rattle_max_A (0.1 Å) must not be below rattle_A',
         ),
         ({'overrides': {'sampling': {'n_configurations': 0}}}, 'n_configurations must be at least 1'),
+        ({'overrides': {'reference_max_failed_fraction': 1.5}}, 'reference_max_failed_fraction must be in [0, 1)'),
     ],
 )
 def test_bad_inputs_are_refused_at_submission(primitive, stand_in_codes, pseudo_family, changes, message):
