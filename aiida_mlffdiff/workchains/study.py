@@ -78,9 +78,9 @@ def _names(value) -> list[str]:
 
 
 def validate_fraction(value, _=None) -> str | None:
-    """A fraction in [0, 1)."""
-    if value is not None and not 0.0 <= value.value < 1.0:
-        return f'reference_max_failed_fraction must be in [0, 1), got {value.value}.'
+    """A fraction in [0, 1], as ReferenceDataWorkChain's max_failed_fraction."""
+    if value is not None and not 0.0 <= value.value <= 1.0:
+        return f'reference_max_failed_fraction must be in [0, 1], got {value.value}.'
     return None
 
 

@@ -110,7 +110,7 @@ def test_missing_codes_say_how_to_register_them(own_computer):
             'rattle_max_A (0.1 Å) must not be below rattle_A',
         ),
         ({'overrides': {'sampling': {'n_configurations': 0}}}, 'n_configurations must be at least 1'),
-        ({'overrides': {'reference_max_failed_fraction': 1.5}}, 'reference_max_failed_fraction must be in [0, 1)'),
+        ({'overrides': {'reference_max_failed_fraction': 1.5}}, 'reference_max_failed_fraction must be in [0, 1]'),
     ],
 )
 def test_bad_inputs_are_refused_at_submission(primitive, stand_in_codes, pseudo_family, changes, message):
