@@ -80,6 +80,7 @@ def test_builder_from_protocol(primitive, stand_in_codes, pseudo_family):
     assert moderate.training_overrides['mace']['max_epochs'] == 200
     assert moderate.training_overrides['deepmd']['descriptor'] == 'se_atten_v2'
     assert moderate.reference_max_failed_fraction.value == 0.25
+    assert {o['stress_weight'] for o in moderate.training_overrides.get_dict().values()} == {0.0}
     assert moderate.dft_overrides['parameters']['ELECTRONS']['electron_maxstep'] == 60
     assert 'reference_max_failed_fraction' not in builder  # fast: the reference protocol's
     assert builder.dft_overrides['ecutwfc'] == 25.0
