@@ -233,7 +233,10 @@ def test_converges_in_one_round(engine_code, session_mace_model, lpsc_cell, caps
         assert entry['D_err_cm2_s'] == result['D_err_cm2_s']
         assert entry['relative_error'] == result['relative_error'] <= 0.5
         assert entry['simulated_time_ps'] == pytest.approx(entry['n_replicas'] * 1.0)
-        assert entry['warnings'] == result.get('warnings', [])
+        # The chain adds its own warnings in front of the fit's: here at most the mean-temperature one (a tiny model).
+        chain_warnings = entry['warnings'][: len(entry['warnings']) - len(result.get('warnings', []))]
+        assert entry['warnings'][len(chain_warnings) :] == result.get('warnings', [])
+        assert all('off the target' in warning for warning in chain_warnings), chain_warnings
         assert result['temperature_K'] == entry['temperature_K']
     assert summary['converged'] is True
     assert node.outputs.summary.creator.process_label == 'summarize_diffusion'
