@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from importlib import resources
 
 import yaml
@@ -185,10 +186,10 @@ def temperature_warning(label: str, target_K: float, replica_means_K: list[float
     means = [t for t in replica_means_K if t is not None and math.isfinite(t)]
     if not means:
         return None
-    mean = sum(means) / len(means)
+    mean = statistics.fmean(means)
     deviation = mean - target_K
-    spread = math.sqrt(sum((t - mean) ** 2 for t in means) / (len(means) - 1)) if len(means) > 1 else 0.0
-    if abs(deviation) <= TEMPERATURE_TOLERANCE * target_K or abs(deviation) <= 3 * spread / math.sqrt(len(means)):
+    standard_error = statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else 0.0
+    if abs(deviation) <= TEMPERATURE_TOLERANCE * target_K or abs(deviation) <= 3 * standard_error:
         return None
     return (
         f'{label}: the replicas ran at a mean {mean:.0f} K, {100 * deviation / target_K:+.0f} % off the target '
@@ -419,16 +420,8 @@ class DiffusionWorkChain(WorkChain):
                 f'{relative if relative is not None else math.inf:.3g} (target {target:g}), {n_replicas} replicas '
                 f'in {len(finished)} batch(es), {result["simulated_time_ps"]:.3g} ps simulated'
             )
-            replica_means = [
-                replica['temperature_mean_K']
-                for node in finished
-                for replica in node.outputs.thermo.get_dict()['replicas']
-                if replica['status'] == 'ok'
-            ]
-            off_target = temperature_warning(label, state['temperature_K'], replica_means)
-            if off_target and (state['converged'] or state['n_requested'] >= cap):
-                state['warnings'].append(off_target)
-                self.report(f'WARNING {off_target}')
+            if state['converged'] or state['n_requested'] >= cap:  # the last round of this temperature
+                self.warn_off_target(label, state, finished)
             if state['converged']:
                 state['done'] = True
                 self.report(f'{label}: converged')
@@ -441,6 +434,19 @@ class DiffusionWorkChain(WorkChain):
                 state['warnings'].append(warning)
                 self.report(f'WARNING {warning}')
         return None
+
+    def warn_off_target(self, label: str, state: dict, finished: list) -> None:
+        """Add ``temperature_warning`` of the OK replicas of ``finished`` batches to the warnings and the report."""
+        replica_means = [
+            replica['temperature_mean_K']
+            for node in finished
+            for replica in node.outputs.thermo.get_dict()['replicas']
+            if replica['status'] == 'ok'
+        ]
+        warning = temperature_warning(label, state['temperature_K'], replica_means)
+        if warning:
+            state['warnings'].append(warning)
+            self.report(f'WARNING {warning}')
 
     def fit(self):
         """Arrhenius fit of the per-temperature results (needs two temperatures or more)."""
