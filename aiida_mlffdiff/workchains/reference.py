@@ -52,6 +52,11 @@ def engine_kwargs_from_inputs(engine, inputs: Mapping) -> dict[str, Any]:
     return kwargs
 
 
+def fraction_problem(name: str, value: float) -> str | None:
+    """The message for a failure tolerance outside [0, 1], or None."""
+    return None if 0.0 <= value <= 1.0 else f'{name} must be in [0, 1], got {value}.'
+
+
 def validate_inputs(inputs, _ctx=None) -> str | None:
     """Namespace validator: everything that can be checked before any DFT runs."""
     if 'engine' not in inputs or 'functional' not in inputs:
@@ -78,8 +83,9 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
         return f'code {code.full_label} is for {plugin}, engine {name!r} needs a {engine.CALCJOB_PLUGIN} code.'
     if inputs['max_concurrent'].value < 1:
         return f'max_concurrent must be at least 1, got {inputs["max_concurrent"].value}.'
-    if not 0.0 <= inputs['max_failed_fraction'].value <= 1.0:
-        return f'max_failed_fraction must be in [0, 1], got {inputs["max_failed_fraction"].value}.'
+    problem = fraction_problem('max_failed_fraction', inputs['max_failed_fraction'].value)
+    if problem:
+        return problem
     functional = inputs['functional'].value
     protocol = inputs['protocol'].value
     kwargs = engine_kwargs_from_inputs(engine, inputs)

@@ -23,7 +23,7 @@ from ..dft import DftEngineError, get_dft_engine
 from ..functions.comparison import compare_study
 from ..functions.sampling import sample_configurations, sampling_parameters
 from .diffusion import DiffusionWorkChain, check_temperatures
-from .reference import ReferenceDataWorkChain
+from .reference import ReferenceDataWorkChain, fraction_problem
 from .training import TrainingWorkChain
 
 __all__ = ('TRAINABLE', 'MlffDiffusionStudyWorkChain', 'code_keys', 'default_codes')
@@ -79,9 +79,7 @@ def _names(value) -> list[str]:
 
 def validate_fraction(value, _=None) -> str | None:
     """A fraction in [0, 1], as ReferenceDataWorkChain's max_failed_fraction."""
-    if value is not None and not 0.0 <= value.value <= 1.0:
-        return f'reference_max_failed_fraction must be in [0, 1], got {value.value}.'
-    return None
+    return fraction_problem('reference_max_failed_fraction', value.value) if value is not None else None
 
 
 def validate_inputs(inputs, _ctx=None) -> str | None:
