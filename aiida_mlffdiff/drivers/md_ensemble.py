@@ -136,6 +136,8 @@ def calculator(config: dict):
                 f'{config["architecture"]} could not load {model or config.get("pretrained")} with {sys.executable}: '
                 f'{type(exception).__name__}: {detail}',
             ) from exception
+        if config['architecture'] == 'mace' and len(getattr(_CALCULATOR['calc'], 'models', ())) == 1:
+            _CALCULATOR['calc'].calculate = lean_mace_calculate(_CALCULATOR['calc'])
         timer = {'model_s': 0.0, 'calls': 0}
         original = _CALCULATOR['calc'].calculate
 
@@ -183,6 +185,59 @@ def exact_state_check(calc):
         return changes
 
     return check_state
+
+
+def lean_mace_calculate(calc):
+    """A ``calculate`` for a one-model ``MACECalculator`` that skips its per-call data pipeline where MD allows.
+
+    ``MACECalculator`` rebuilds a torch-geometric graph (config → AtomicData → Batch → clone → dtype casts) and asks
+    the model for the stress on every call: measured 55-60 % of a call on the 13-atom demo cell (7.3 ms, of which the
+    model 2.9 ms). NVT dynamics changes only the positions, so the graph's other tensors are built once by MACE's own
+    pipeline and kept; each call computes the neighbour list with MACE's own ``get_neighborhood`` and runs the model
+    for energy and forces only. A request for the stress, or a change of species, cell or pbc, goes through the
+    original ``calculate`` (which also rebuilds the kept graph).
+    """
+    import numpy as np
+    import torch
+    from ase.calculators.calculator import Calculator
+    from mace.data.neighborhood import get_neighborhood
+
+    original = calc.calculate
+    model = calc.models[0]
+    dtype = next(model.parameters()).dtype
+    kept = {}
+
+    def rebuild(atoms) -> None:
+        batch = calc._atoms_to_batch(atoms)
+        kept['graph'] = {
+            key: value.to(dtype=dtype) if torch.is_floating_point(value) else value
+            for key, value in batch.to_dict().items()
+            if torch.is_tensor(value)
+        }
+        kept['key'] = (atoms.numbers.tobytes(), atoms.cell.array.tobytes(), atoms.pbc.tobytes())
+
+    def calculate(atoms=None, properties=('energy',), system_changes=None):
+        key = (atoms.numbers.tobytes(), atoms.cell.array.tobytes(), atoms.pbc.tobytes())
+        if 'stress' in (properties or ()) or kept.get('key') != key:
+            original(atoms, properties, system_changes)
+            rebuild(atoms)
+            return
+        Calculator.calculate(calc, atoms)
+        positions = atoms.positions
+        edge_index, shifts, unit_shifts, _ = get_neighborhood(
+            positions=positions, cutoff=calc.r_max, pbc=tuple(bool(p) for p in atoms.pbc), cell=atoms.cell.array.copy()
+        )
+        graph = dict(kept['graph'])
+        graph['positions'] = torch.tensor(positions, dtype=dtype)
+        graph['edge_index'] = torch.tensor(edge_index, dtype=torch.long)
+        graph['shifts'] = torch.tensor(shifts, dtype=dtype)
+        graph['unit_shifts'] = torch.tensor(unit_shifts, dtype=dtype)
+        out = model(graph, compute_stress=False, training=False)
+        energy = float(out['energy'].detach()[0]) * calc.energy_units_to_eV
+        forces = out['forces'].detach().cpu().numpy() * (calc.energy_units_to_eV / calc.length_units_to_A)
+        calc.results = {'energy': energy, 'free_energy': energy, 'forces': np.asarray(forces, dtype=float)}
+
+    return calculate
 
 
 def make_dynamics(atoms, config: dict, rng):

@@ -315,3 +315,67 @@ def test_other_thermostats(engine_code, mace_model, lpsc_structure, thermostat):
         assert replica['status'] == 'ok'
         assert abs(replica['energy_drift_eV_atom_ps']) < 1e-3
     assert results['msd'].n_replicas == 2
+
+
+LEAN_MACE_CHECK = """
+import json, sys
+import numpy as np
+import ase.io
+sys.path.insert(0, sys.argv[1])
+from evaluate_model import build_calculator, import_engine
+from md_ensemble import exact_state_check, lean_mace_calculate
+
+import_engine('mace')
+reference = build_calculator('mace', sys.argv[2], None, 'cpu')
+lean = build_calculator('mace', sys.argv[2], None, 'cpu')
+lean.calculate = lean_mace_calculate(lean)
+lean.check_state = exact_state_check(lean)
+atoms = ase.io.read(sys.argv[3])
+rng = np.random.default_rng(4)
+worst = {'energy_eV': 0.0, 'forces_eV_A': 0.0, 'stress_eV_A3': 0.0}
+
+def compare(atoms, stress=False):
+    mine, theirs = atoms.copy(), atoms.copy()
+    mine.calc, theirs.calc = lean, reference
+    worst['energy_eV'] = max(worst['energy_eV'], abs(mine.get_potential_energy() - theirs.get_potential_energy()))
+    worst['forces_eV_A'] = max(worst['forces_eV_A'], float(np.abs(mine.get_forces() - theirs.get_forces()).max()))
+    if stress:
+        worst['stress_eV_A3'] = float(np.abs(mine.get_stress() - theirs.get_stress()).max())
+
+for _ in range(8):  # unwrapped: the atoms drift out of the cell as in the MD
+    atoms.positions += rng.normal(0.0, 0.4, atoms.positions.shape)
+    compare(atoms)
+compare(atoms, stress=True)
+swapped = atoms.copy()
+swapped.numbers[[0, -1]] = swapped.numbers[[-1, 0]]  # a species change rebuilds the kept graph
+compare(swapped)
+compare(atoms)
+print(json.dumps({**worst, 'outside_cell': float(np.abs(atoms.get_scaled_positions(wrap=False)).max())}))
+"""
+
+
+@pytest.mark.engines
+def test_lean_mace_call_matches_the_mace_calculator(engine_environment, mace_model, lj_configurations, tmp_path):
+    """The ASE driver's lean MACE call: MACECalculator's energy and forces; stress and new species via MACE's path."""
+    import subprocess
+
+    model_file = tmp_path / mace_model.filename
+    model_file.write_bytes(mace_model.base.repository.get_object_content(mace_model.filename, mode='rb'))
+    structure = tmp_path / 'structure.extxyz'
+    lj_configurations(n=1, seed=2)[0].write(structure)
+    script = tmp_path / 'check.py'
+    script.write_text(LEAN_MACE_CHECK)
+    python = engine_environment('mace').executable('python')
+    arguments = [script, driver_path('md_ensemble').parent, model_file, structure]
+    completed = subprocess.run(
+        [str(python), *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    worst = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert worst['outside_cell'] > 1.0, 'the check must cover unwrapped positions'
+    assert worst['energy_eV'] < 1e-5
+    assert worst['forces_eV_A'] < 1e-5
+    assert worst['stress_eV_A3'] < 1e-7
