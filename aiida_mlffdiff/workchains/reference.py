@@ -4,9 +4,11 @@
 ``sample_configurations``), a functional ('pbe' | 'hse06'), an engine ('qe' | 'vasp', see
 :mod:`aiida_mlffdiff.dft`), a code and a protocol. Everything is validated at submission (engine, functional,
 protocol, periodic cells, overlapping atoms, elements missing from the pseudopotential family, zero
-configurations, a code of the wrong plugin). The DFT sub-workchains run in waves of at most ``max_concurrent``;
-failed configurations are reported by pk and listed in the ``summary`` output; more than ``max_failed_fraction``
-of them failed is exit code 401. The same configuration namespace given twice with 'pbe' and 'hse06' gives two
+configurations, a code of the wrong plugin). At most ``max_concurrent`` DFT sub-workchains run at once, in a
+sliding window: the chain waits for the oldest running one, then files every finished one and fills the window
+again (waves that waited for their slowest member left cores idle between waves). Failed configurations are
+reported by pk and listed in the ``summary`` output; more than ``max_failed_fraction`` of them failed is exit
+code 401. The same configuration namespace given twice with 'pbe' and 'hse06' gives two
 TrainingSets that differ only by the functional.
 """
 
@@ -133,7 +135,7 @@ class ReferenceDataWorkChain(WorkChain):
             'max_concurrent',
             valid_type=orm.Int,
             default=lambda: orm.Int(4),
-            help='At most this many DFT calculations run at once (submitted in waves).',
+            help='At most this many DFT calculations run at once (a sliding window).',
         )
         spec.input(
             'max_failed_fraction',
@@ -146,7 +148,7 @@ class ReferenceDataWorkChain(WorkChain):
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
-            while_(cls.should_submit)(cls.submit_wave, cls.inspect_wave),
+            while_(cls.should_continue)(cls.fill_window, cls.file_finished),
             cls.collect,
         )
         spec.output('training_set', valid_type=TrainingSet, help='Energy (eV), forces (eV/Å), stress (eV/Å³).')
@@ -211,9 +213,9 @@ class ReferenceDataWorkChain(WorkChain):
     def setup(self):
         """Queue the configurations (sorted by name) and load the engine."""
         self.ctx.pending = sorted(self.inputs.configurations)
+        self.ctx.running = []  # [name, pk] in submission order
         self.ctx.succeeded = {}
         self.ctx.failed = {}
-        self.ctx.wave = 0
         engine = self.inputs.engine.value.strip().lower()
         self.report(
             f'{len(self.ctx.pending)} configurations, engine {engine}, functional {self.inputs.functional.value}, '
@@ -223,23 +225,19 @@ class ReferenceDataWorkChain(WorkChain):
     def _engine(self):
         return get_dft_engine(self.inputs.engine.value)
 
-    def should_submit(self) -> bool:
-        """Whether configurations remain to be computed."""
-        return bool(self.ctx.pending)
+    def should_continue(self) -> bool:
+        """Whether configurations remain to be submitted or to be waited for."""
+        return bool(self.ctx.pending or self.ctx.running)
 
-    def submit_wave(self):
-        """Submit the next (at most ``max_concurrent``) DFT sub-workchains."""
+    def fill_window(self):
+        """Submit DFT sub-workchains until ``max_concurrent`` run, then wait for the oldest running one."""
         engine = self._engine()
         kwargs = engine_kwargs_from_inputs(engine, self.inputs)
         overrides = self.inputs.overrides.get_dict() if 'overrides' in self.inputs else None
         options = self.inputs.options.get_dict() if 'options' in self.inputs else None
-        wave, self.ctx.pending = (
-            self.ctx.pending[: self.inputs.max_concurrent.value],
-            self.ctx.pending[self.inputs.max_concurrent.value :],
-        )
-        self.ctx.wave += 1
-        running = {}
-        for name in wave:
+        submitted = []
+        while self.ctx.pending and len(self.ctx.running) < self.inputs.max_concurrent.value:
+            name = self.ctx.pending.pop(0)
             builder = engine.get_builder(
                 self.inputs.code,
                 self.inputs.configurations[name],
@@ -250,28 +248,33 @@ class ReferenceDataWorkChain(WorkChain):
                 **kwargs,
             )
             builder.metadata.call_link_label = f'dft_{name}'
-            running[f'dft_{name}'] = self.submit(builder)
-        pks = ', '.join(f'{key[4:]}<{node.pk}>' for key, node in running.items())
-        self.report(f'wave {self.ctx.wave}: submitted {len(running)} single points: {pks}')
-        self.ctx.wave_names = wave
-        return ToContext(**running)
+            node = self.submit(builder)
+            self.ctx.running.append([name, node.pk])
+            submitted.append(f'{name}<{node.pk}>')
+        if submitted:
+            queued = len(self.ctx.pending)
+            self.report(f'submitted {len(submitted)} single points ({queued} queued): {", ".join(submitted)}')
+        return ToContext(oldest=orm.load_node(self.ctx.running[0][1]))
 
-    def inspect_wave(self):
-        """Sort the finished sub-workchains into succeeded and failed (reported by pk)."""
-        for name in self.ctx.wave_names:
-            node = self.ctx[f'dft_{name}']
-            if node.is_finished_ok:
-                self.ctx.succeeded[name] = node.pk
+    def file_finished(self):
+        """Sort every finished sub-workchain into succeeded or failed (reported by pk); the others keep running."""
+        still_running = []
+        for name, pk in self.ctx.running:
+            node = orm.load_node(pk)
+            if not node.is_terminated:
+                still_running.append([name, pk])
+            elif node.is_finished_ok:
+                self.ctx.succeeded[name] = pk
             else:
                 self.ctx.failed[name] = {
-                    'pk': node.pk,
+                    'pk': pk,
                     'exit_status': node.exit_status,
                     'exit_message': node.exit_message or node.process_state.value,
                 }
                 self.report(
-                    f'configuration {name}: {node.process_label}<{node.pk}> failed [{node.exit_status}]: '
-                    f'{node.exit_message}'
+                    f'configuration {name}: {node.process_label}<{pk}> failed [{node.exit_status}]: {node.exit_message}'
                 )
+        self.ctx.running = still_running
 
     def collect(self):
         """Check the failure fraction, then collect the labels of the succeeded configurations into a TrainingSet."""

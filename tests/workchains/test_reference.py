@@ -104,7 +104,7 @@ def test_bad_inputs_are_refused_at_submission(fake_pw, pseudo_family):
 @pytest.mark.engines
 @pytest.mark.daemon
 def test_reference_chain_through_the_daemon(qe_code, pseudo_family, submit_and_await):
-    """Two configurations, one at a time (two waves), through submit + the daemon → TrainingSet ← pw CalcJobs."""
+    """Two configurations, one at a time (a window of 1), through submit + the daemon → TrainingSet ← pw CalcJobs."""
     atoms = [rattled(lpsc_atoms(), seed) for seed in (10, 11)]
     builder = builder_for(qe_code, atoms, family=pseudo_family, max_concurrent=1)
     node = submit_and_await(builder, timeout=900)
@@ -135,7 +135,11 @@ def test_reference_chain_through_the_daemon(qe_code, pseudo_family, submit_and_a
     structures = {orm.load_node(row[1]).inputs.structure.uuid for row in rows}
     assert structures == {builder.configurations[name].uuid for name in builder.configurations}
     report = '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
-    assert 'wave 2: submitted 1 single points' in report
+    assert 'submitted 1 single points (1 queued)' in report
+    assert 'submitted 1 single points (0 queued)' in report
+    single_points = [called for called in node.called if isinstance(called, orm.WorkChainNode)]
+    first, second = sorted(single_points, key=lambda called: called.ctime)
+    assert second.ctime >= first.mtime, 'the window of 1 started the second single point before the first ended'
 
 
 @pytest.mark.engines
