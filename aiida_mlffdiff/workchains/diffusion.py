@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from collections.abc import Mapping
 from importlib import resources
 
 import yaml
@@ -195,6 +196,20 @@ def temperature_warning(label: str, target_K: float, replica_means_K: list[float
         f'{label}: the replicas ran at a mean {mean:.0f} K, {100 * deviation / target_K:+.0f} % off the target '
         f'{target_K:g} K (more than {100 * TEMPERATURE_TOLERANCE:g} % and 3 standard errors): D belongs to another '
         'temperature; try a smaller timestep or a stronger thermostat coupling'
+    )
+
+
+def nonpositive_warning(label: str, estimate: Mapping) -> str | None:
+    """A warning when ``estimate`` (a ``compute_diffusion`` result) has D ≤ 0 (cm²/s), which no Arrhenius fit takes.
+
+    With too little simulated time the slope of the MSD at a low temperature is noise around zero; such a
+    temperature is left out of the fit rather than failing the chain (its D ± SE stays in the outputs).
+    """
+    if estimate['D_cm2_s'] > 0:
+        return None
+    return (
+        f'{label}: D = {estimate["D_cm2_s"]:.3g} ± {estimate["D_err_cm2_s"]:.2g} cm²/s is not positive (no diffusion '
+        'resolved in the simulated time): left out of the Arrhenius fit'
     )
 
 
@@ -427,12 +442,11 @@ class DiffusionWorkChain(WorkChain):
                 self.report(f'{label}: converged')
             elif state['n_requested'] >= cap:
                 state['done'] = True
-                warning = (
+                self._warn(
+                    label,
                     f'{label}: replica cap of {cap} reached with relative error {relative} above the target {target:g}'
-                    ': D is not converged'
+                    ': D is not converged',
                 )
-                state['warnings'].append(warning)
-                self.report(f'WARNING {warning}')
         return None
 
     def warn_off_target(self, label: str, state: dict, finished: list) -> None:
@@ -445,20 +459,33 @@ class DiffusionWorkChain(WorkChain):
         ]
         warning = temperature_warning(label, state['temperature_K'], replica_means)
         if warning:
-            state['warnings'].append(warning)
-            self.report(f'WARNING {warning}')
+            self._warn(label, warning)
 
     def fit(self):
-        """Arrhenius fit of the per-temperature results (needs two temperatures or more)."""
+        """Arrhenius fit over the temperatures with a positive D (it needs two or more).
+
+        A temperature whose D is not positive (no diffusion resolved in the simulated time) is left out with a
+        warning instead of sinking the chain; with fewer than two left there is no fit (a warning, exit 0). A
+        failing fit is exit 402, raised by ``results`` after the per-temperature outputs are written.
+        """
         diffusion = {label: orm.load_node(state['diffusion']) for label, state in self.ctx.temperatures.items()}
         if len(diffusion) < 2:
             self.report('only one temperature: no Arrhenius fit (it needs two or more)')
+            return None
+        for label in sorted(diffusion):
+            warning = nonpositive_warning(label, diffusion[label].get_dict())
+            if warning:
+                del diffusion[label]
+                self._warn(label, warning)
+        if len(diffusion) < 2:
+            self.report('WARNING no Arrhenius fit: it needs a positive D at two or more temperatures')
             return None
         parameters = orm.Dict({'temperature_K': self.inputs.extrapolation_temperature.value})
         result, node = fit_arrhenius.run_get_node(parameters=parameters, **diffusion)
         if not node.is_finished_ok:
             self.report(f'fit_arrhenius<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')
-            return self.exit_codes.ERROR_ARRHENIUS_FAILED.format(message=node.exit_message)
+            self.ctx.arrhenius_error = node.exit_message
+            return None
         self.out('arrhenius', result)
         fit = result.get_dict()
         sigma = fit.get('sigma_at_T_mS_cm')
@@ -467,6 +494,11 @@ class DiffusionWorkChain(WorkChain):
             f'{fit["D_at_T_cm2_s"]:.3e} cm²/s' + (f', σ = {sigma:.3g} mS/cm' if sigma is not None else '')
         )
         return None
+
+    def _warn(self, label: str, warning: str) -> None:
+        """A warning of temperature ``label``: in the summary output and the report."""
+        self.ctx.temperatures[label]['warnings'].append(warning)
+        self.report(f'WARNING {warning}')
 
     def results(self):
         """The per-temperature diffusion Dicts, pooled MSDs and the summary (made by ``summarize_diffusion``)."""
@@ -482,4 +514,6 @@ class DiffusionWorkChain(WorkChain):
         if not node.is_finished_ok:
             return self.exit_codes.ERROR_DIFFUSION_FAILED.format(temperature='all', message=node.exit_message)
         self.out('summary', summary)
+        if self.ctx.get('arrhenius_error'):
+            return self.exit_codes.ERROR_ARRHENIUS_FAILED.format(message=self.ctx.arrhenius_error)
         return None

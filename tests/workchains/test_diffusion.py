@@ -16,6 +16,7 @@ from aiida_mlffdiff.workchains.diffusion import (
     MIN_TIMESTEP_FS,
     DiffusionWorkChain,
     MdEnsembleBaseWorkChain,
+    nonpositive_warning,
     temperature_label,
     temperature_warning,
 )
@@ -323,3 +324,39 @@ def test_temperature_warning_for_hot_replicas():
     assert temperature_warning('T700K', 700.0, [600.0, 1000.0]) is None  # 14 % off, but the spread allows it
     assert temperature_warning('T700K', 700.0, [600.0]) is not None  # one replica: the tolerance alone
     assert temperature_warning('T700K', 700.0, [None, float('nan')]) is None
+
+
+def test_nonpositive_warning():
+    """D ≤ 0 cannot enter an Arrhenius fit: a warning that says so with D ± SE; a positive D, none."""
+    warning = nonpositive_warning('T_500K', {'D_cm2_s': -2.95e-6, 'D_err_cm2_s': 4.1e-6})
+    assert warning.startswith('T_500K: D = -2.95e-06 ± 4.1e-06 cm²/s is not positive')
+    assert 'left out of the Arrhenius fit' in warning
+    assert nonpositive_warning('T_500K', {'D_cm2_s': 0.0, 'D_err_cm2_s': 1e-6}) is not None
+    assert nonpositive_warning('T_500K', {'D_cm2_s': 1e-9, 'D_err_cm2_s': 1e-6}) is None
+
+
+@pytest.mark.engines
+def test_nonpositive_d_is_left_out_of_the_fit_and_kept(engine_code, session_mace_model, lpsc_cell, monkeypatch):
+    """A temperature without resolvable diffusion does not sink the chain: its D stays in the outputs, the fit
+    leaves it out (here: too few temperatures left, so no fit) and the summary says why. The criterion itself is
+    tested above; here T_600K is declared non-positive so that the path is taken whatever the MD gives."""
+    import aiida_mlffdiff.workchains.diffusion as module
+
+    real = module.nonpositive_warning
+    monkeypatch.setattr(
+        module,
+        'nonpositive_warning',
+        lambda label, estimate: (
+            real(label, {**estimate, 'D_cm2_s': -abs(estimate['D_cm2_s'])})
+            if label == 'T_600K'
+            else real(label, estimate)
+        ),
+    )
+    node, _ = run_chain(engine_code, session_mace_model, lpsc_cell, [600, 900], target_relative_error=10.0)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message, report_of(node))
+    assert set(node.outputs.diffusion) == {'T_600K', 'T_900K'}
+    assert 'arrhenius' not in node.outputs
+    warnings = node.outputs.summary['temperatures']['T_600K']['warnings']
+    assert any('left out of the Arrhenius fit' in warning for warning in warnings), warnings
+    report = report_of(node)
+    assert 'no Arrhenius fit: it needs a positive D at two or more temperatures' in report
