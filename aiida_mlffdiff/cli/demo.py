@@ -32,7 +32,7 @@ from .utils import format_value
     type=click.Choice(['fast', 'moderate']),
     default='moderate',
     show_default=True,
-    help='Study protocol: moderate is the demo (≈ 20 min on 2 cores), fast a smoke test.',
+    help='Study protocol: moderate is the demo (≈ 14 min on 2 cores), fast a smoke test.',
 )
 @click.option('-T', '--temperatures', default='700,900', show_default=True, help='MD temperatures (K).')
 @click.option('--synthetic', is_flag=True, help='Only analyse synthetic trajectories with known D(T) (≈ 30 s).')
