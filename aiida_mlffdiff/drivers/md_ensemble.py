@@ -263,6 +263,35 @@ def make_dynamics(atoms, config: dict, rng):
     return NoseHooverChainNVT(atoms, timestep, temperature_K=temperature, tdamp=coupling * units.fs)
 
 
+def lean_run(dynamics):
+    """``run(n_steps)`` for ``dynamics`` without ASE's ``Dynamics.irun`` loop; the same trajectory, bit for bit.
+
+    ASE's loop asks the calculator for the forces three times per step (twice from the cache: the gradient for its
+    convergence test and the step's own start), each through ``get_property``, the state check and the constraints:
+    measured 1-2 % of a NequIP step on 52 atoms. Integrators whose ``step`` takes the forces (Langevin, Bussi,
+    velocity Verlet) get those the previous step returned; the others (Nosé–Hoover chain) step on their own.
+    """
+    import inspect
+
+    takes_forces = 'forces' in inspect.signature(dynamics.step).parameters
+    state = {'forces': None}
+
+    def run(n_steps: int) -> None:
+        if takes_forces:
+            forces = state['forces']
+            if forces is None:
+                forces = dynamics.atoms.get_forces(md=True)
+            for _ in range(n_steps):
+                forces = dynamics.step(forces)
+            state['forces'] = forces
+        else:
+            for _ in range(n_steps):
+                dynamics.step()
+        dynamics.nsteps += n_steps
+
+    return run
+
+
 def conserved_energy(dynamics, atoms, thermostat: str) -> float:
     total = atoms.get_potential_energy() + atoms.get_kinetic_energy()
     if thermostat == 'bussi':
@@ -363,11 +392,12 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
     MaxwellBoltzmannDistribution(atoms, temperature_K=target, rng=rng)
     Stationary(atoms)
     dynamics = make_dynamics(atoms, config, rng)
+    advance = lean_run(dynamics)
     status, message, done = 'ok', '', 0
     try:
         status, message = check(atoms, target)
         for _ in range(n_equilibration if status == 'ok' else 0):
-            dynamics.run(stride)
+            advance(stride)
             status, message = check(atoms, target)
             if status != 'ok':
                 message = f'equilibration: {message}'
@@ -375,7 +405,7 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
         com0 = None
         for frame in range(n_frames if status == 'ok' else 0):
             if frame:
-                dynamics.run(stride)
+                advance(stride)
                 status, message = check(atoms, target)
                 if status != 'ok':
                     message = f'production frame {frame}: {message}'

@@ -243,3 +243,42 @@ def test_exact_state_check_recomputes_exactly_when_the_atoms_change():
         return replica.positions.copy()
 
     np.testing.assert_array_equal(trajectory(True), trajectory(False))
+
+
+@pytest.mark.parametrize('thermostat', ['langevin', 'bussi', 'nose_hoover'])
+def test_lean_run_gives_the_trajectory_of_ase_run(thermostat):
+    """The ASE driver's stepping loop: bit for bit ASE's ``run`` (with FixCom for Langevin), in fewer force queries."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from aiida_mlffdiff.functions.lammps_msd import driver_check
+
+    driver_check()  # puts the driver module in place
+    from aiida_mlffdiff.drivers.md_ensemble import lean_run, make_dynamics
+
+    config = {'timestep_fs': 2.0, 'temperature_K': 600.0, 'thermostat': thermostat, 'coupling': None}
+
+    def trajectory(lean: bool) -> tuple[np.ndarray, np.ndarray, int]:
+        replica = bulk('Cu', cubic=True).repeat((2, 2, 2))
+        replica.calc = EMT()
+        calls = {'n': 0}
+        original = replica.calc.calculate
+
+        def counted(*args, **kwargs):
+            calls['n'] += 1
+            return original(*args, **kwargs)
+
+        replica.calc.calculate = counted
+        rng = np.random.default_rng(3)
+        replica.set_velocities(rng.normal(0.0, 0.02, (len(replica), 3)))
+        dynamics = make_dynamics(replica, config, rng)
+        run = lean_run(dynamics) if lean else dynamics.run
+        for _ in range(4):
+            run(5)
+        return replica.positions.copy(), replica.get_velocities(), calls['n'], dynamics.nsteps
+
+    lean, plain = trajectory(True), trajectory(False)
+    np.testing.assert_array_equal(lean[0], plain[0])
+    np.testing.assert_array_equal(lean[1], plain[1])
+    assert lean[2] == plain[2] <= 21, 'one model call per step (plus the first)'
+    assert lean[3] == plain[3] == 20
