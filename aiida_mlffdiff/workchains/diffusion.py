@@ -442,11 +442,11 @@ class DiffusionWorkChain(WorkChain):
                 self.report(f'{label}: converged')
             elif state['n_requested'] >= cap:
                 state['done'] = True
-                self._warn(
-                    label,
+                warning = (
                     f'{label}: replica cap of {cap} reached with relative error {relative} above the target {target:g}'
-                    ': D is not converged',
+                    ': D is not converged'
                 )
+                self.report(self._record_warning(label, warning))
         return None
 
     def warn_off_target(self, label: str, state: dict, finished: list) -> None:
@@ -459,7 +459,7 @@ class DiffusionWorkChain(WorkChain):
         ]
         warning = temperature_warning(label, state['temperature_K'], replica_means)
         if warning:
-            self._warn(label, warning)
+            self.report(self._record_warning(label, warning))
 
     def fit(self):
         """Arrhenius fit over the temperatures with a positive D (it needs two or more).
@@ -476,7 +476,7 @@ class DiffusionWorkChain(WorkChain):
             warning = nonpositive_warning(label, diffusion[label].get_dict())
             if warning:
                 del diffusion[label]
-                self._warn(label, warning)
+                self.report(self._record_warning(label, warning))
         if len(diffusion) < 2:
             self.report('WARNING no Arrhenius fit: it needs a positive D at two or more temperatures')
             return None
@@ -495,10 +495,11 @@ class DiffusionWorkChain(WorkChain):
         )
         return None
 
-    def _warn(self, label: str, warning: str) -> None:
-        """A warning of temperature ``label``: in the summary output and the report."""
+    def _record_warning(self, label: str, warning: str) -> str:
+        """Keep a warning of temperature ``label`` for the summary output; returns the line for the report (which
+        the calling step writes, so that ``verdi process report`` names the step)."""
         self.ctx.temperatures[label]['warnings'].append(warning)
-        self.report(f'WARNING {warning}')
+        return f'WARNING {warning}'
 
     def results(self):
         """The per-temperature diffusion Dicts, pooled MSDs and the summary (made by ``summarize_diffusion``)."""
