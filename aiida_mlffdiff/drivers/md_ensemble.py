@@ -195,12 +195,12 @@ def lean_mace_calculate(calc):
     the model for the stress on every call: measured 55-60 % of a call on the 13-atom demo cell (7.3 ms, of which the
     model 2.9 ms). NVT dynamics changes only the positions, so the graph's other tensors are built once by MACE's own
     pipeline and kept; each call computes the neighbour list with MACE's own ``get_neighborhood`` and runs the model
-    for energy and forces only. A request for the stress, or a change of species, cell or pbc, goes through the
-    original ``calculate`` (which also rebuilds the kept graph).
+    for energy and forces only. A request for the stress, or any change besides the positions (``system_changes``,
+    from the calculator's state check), goes through the original ``calculate``, which also rebuilds the kept graph.
     """
     import numpy as np
     import torch
-    from ase.calculators.calculator import Calculator
+    from ase.calculators.calculator import Calculator, all_changes
     from mace.data.neighborhood import get_neighborhood
 
     original = calc.calculate
@@ -208,20 +208,14 @@ def lean_mace_calculate(calc):
     dtype = next(model.parameters()).dtype
     kept = {}
 
-    def rebuild(atoms) -> None:
-        batch = calc._atoms_to_batch(atoms)
-        kept['graph'] = {
-            key: value.to(dtype=dtype) if torch.is_floating_point(value) else value
-            for key, value in batch.to_dict().items()
-            if torch.is_tensor(value)
-        }
-        kept['key'] = (atoms.numbers.tobytes(), atoms.cell.array.tobytes(), atoms.pbc.tobytes())
-
-    def calculate(atoms=None, properties=('energy',), system_changes=None):
-        key = (atoms.numbers.tobytes(), atoms.cell.array.tobytes(), atoms.pbc.tobytes())
-        if 'stress' in (properties or ()) or kept.get('key') != key:
+    def calculate(atoms=None, properties=('energy',), system_changes=all_changes):
+        if 'stress' in (properties or ()) or 'graph' not in kept or set(system_changes) - {'positions'}:
             original(atoms, properties, system_changes)
-            rebuild(atoms)
+            kept['graph'] = {
+                key: value.to(dtype=dtype) if torch.is_floating_point(value) else value
+                for key, value in calc._atoms_to_batch(atoms).to_dict().items()
+                if torch.is_tensor(value)
+            }
             return
         Calculator.calculate(calc, atoms)
         positions = atoms.positions
