@@ -254,7 +254,7 @@ def test_lean_run_gives_the_trajectory_of_ase_run(thermostat):
     from aiida_mlffdiff.functions.lammps_msd import driver_check
 
     driver_check()  # puts the driver module in place
-    from aiida_mlffdiff.drivers.md_ensemble import lean_run, make_dynamics
+    from aiida_mlffdiff.drivers.md_ensemble import langevin_fixcom_step, lean_run, make_dynamics
 
     config = {'timestep_fs': 2.0, 'temperature_K': 600.0, 'thermostat': thermostat, 'coupling': None}
 
@@ -272,13 +272,43 @@ def test_lean_run_gives_the_trajectory_of_ase_run(thermostat):
         rng = np.random.default_rng(3)
         replica.set_velocities(rng.normal(0.0, 0.02, (len(replica), 3)))
         dynamics = make_dynamics(replica, config, rng)
+        # Langevin (with FixCom) takes the driver's own step, the other thermostats ASE's
+        assert (langevin_fixcom_step(dynamics) is not None) == (thermostat == 'langevin')
         run = lean_run(dynamics) if lean else dynamics.run
         for _ in range(4):
             run(5)
-        return replica.positions.copy(), replica.get_velocities(), calls['n'], dynamics.nsteps
+            # between runs the driver reads the cached energy and forces: served without a model call
+            replica.get_potential_energy(), replica.get_forces()
+        return replica.positions.copy(), replica.get_momenta(), calls['n'], dynamics.nsteps
 
     lean, plain = trajectory(True), trajectory(False)
     np.testing.assert_array_equal(lean[0], plain[0])
     np.testing.assert_array_equal(lean[1], plain[1])
     assert lean[2] == plain[2] <= 21, 'one model call per step (plus the first)'
     assert lean[3] == plain[3] == 20
+
+
+def test_langevin_fixcom_step_only_for_the_drivers_langevin():
+    """The driver's own Langevin step stands in for ASE's only where it is ASE's arithmetic: FixCom, no fixcm."""
+    from ase import units
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.constraints import FixAtoms, FixCom
+    from ase.md.langevin import Langevin
+
+    from aiida_mlffdiff.functions.lammps_msd import driver_check
+
+    driver_check()  # puts the driver module in place
+    from aiida_mlffdiff.drivers.md_ensemble import langevin_fixcom_step
+
+    def dynamics(constraints, fixcm=False):
+        atoms = bulk('Cu', cubic=True)
+        atoms.calc = EMT()
+        atoms.set_constraint(constraints)
+        return Langevin(atoms, units.fs, temperature_K=300.0, friction=0.01 / units.fs, fixcm=fixcm)
+
+    assert langevin_fixcom_step(dynamics([FixCom()])) is not None
+    assert langevin_fixcom_step(dynamics([])) is None
+    assert langevin_fixcom_step(dynamics([FixCom(), FixAtoms(indices=[0])])) is None
+    with pytest.warns(FutureWarning):
+        assert langevin_fixcom_step(dynamics([FixCom()], fixcm=True)) is None
