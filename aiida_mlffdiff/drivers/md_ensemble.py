@@ -295,24 +295,32 @@ def lean_run(dynamics):
     return run
 
 
+#: ASE versions (major.minor) whose ``Langevin.step`` :func:`langevin_fixcom_step` reproduces (compared bit for bit).
+LANGEVIN_COPIED_FROM_ASE = ('3.29',)
+
+
 def langevin_fixcom_step(dynamics):
     """ASE's ``Langevin.step`` with the ``FixCom`` constraint, the same arithmetic without ASE's per-step plumbing.
 
     None unless ``dynamics`` is ASE's Langevin (``fixcm=False``) on atoms whose only constraint is ``FixCom`` (what
-    :func:`make_dynamics` builds). ASE's step re-reads the masses four times, copies positions and momenta through
+    :func:`make_dynamics` builds) and ASE is a version whose step this copies (:data:`LANGEVIN_COPIED_FROM_ASE`;
+    under any other ASE's own step runs, and the test that the driver's step is taken fails until it is re-checked).
+    ASE's step re-reads the masses four times, copies positions and momenta through
     the ``Atoms`` accessors, recomputes the centre of mass inside the constraint and gets the forces through
     ``get_property`` (state check, a copy of the atoms with a deep copy of the constraint): measured 1.6x the
     numerical work of the step. Here masses and the centre-of-mass weights are read once, the arrays are updated
     in place and the model is called directly (:func:`model_forces`). Every floating-point operation is ASE's
-    (ASE 3.28-3.29), in ASE's order: the trajectory is ASE's bit for bit (tested).
+    in ASE's order: the trajectory is ASE's bit for bit (tested).
     """
+    import ase
     import numpy as np
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
 
     atoms = dynamics.atoms
     if not (
-        type(dynamics) is Langevin
+        ase.__version__.rsplit('.', 1)[0] in LANGEVIN_COPIED_FROM_ASE
+        and type(dynamics) is Langevin
         and not dynamics.fix_com
         and len(atoms.constraints) == 1
         and type(atoms.constraints[0]) is FixCom
@@ -330,7 +338,7 @@ def langevin_fixcom_step(dynamics):
 
     def step(forces):
         positions, momenta = arrays['positions'], arrays['momenta']
-        velocities = momenta / com_masses[:, np.newaxis]
+        velocities = momenta / com_weights
         xi = rng.standard_normal(size=shape)
         eta = rng.standard_normal(size=shape)
         random_positions = c5 * eta
@@ -369,12 +377,11 @@ def model_forces(atoms):
 
 def conserved_energy(dynamics, total_eV: float, thermostat: str) -> float:  # noqa: N803
     """The thermostat's conserved energy (eV) from the total (potential + kinetic) energy ``total_eV``."""
-    total = total_eV
     if thermostat == 'bussi':
-        return total - dynamics.transferred_energy
+        return total_eV - dynamics.transferred_energy
     if thermostat == 'nose_hoover':
         return dynamics.get_conserved_energy()
-    return total
+    return total_eV
 
 
 #: Up to this many atoms the closest-pair check is one numpy pass over all pairs (measured on 52 atoms: 0.45 ms

@@ -312,3 +312,41 @@ def test_langevin_fixcom_step_only_for_the_drivers_langevin():
     assert langevin_fixcom_step(dynamics([FixCom(), FixAtoms(indices=[0])])) is None
     with pytest.warns(FutureWarning):
         assert langevin_fixcom_step(dynamics([FixCom()], fixcm=True)) is None
+
+
+def test_model_forces_keeps_the_cache_for_a_calculator_that_does_not_copy_the_atoms():
+    """The driver's direct model call: later queries at the same positions are served from the cache."""
+    from ase.build import bulk
+    from ase.calculators.calculator import Calculator
+    from ase.calculators.emt import EMT
+
+    from aiida_mlffdiff.functions.lammps_msd import driver_check
+
+    driver_check()  # puts the driver module in place
+    from aiida_mlffdiff.drivers.md_ensemble import exact_state_check, model_forces
+
+    class Forgetful(Calculator):
+        """EMT's numbers from a ``calculate`` that never sets ``self.atoms`` (ASE's base class would)."""
+
+        implemented_properties = ('energy', 'free_energy', 'forces')
+        calls = 0
+
+        def calculate(self, atoms=None, properties=('energy',), system_changes=()):
+            Forgetful.calls += 1
+            reference = atoms.copy()
+            reference.calc = EMT()
+            self.results = {'energy': reference.get_potential_energy(), 'forces': reference.get_forces()}
+            self.results['free_energy'] = self.results['energy']
+
+    atoms = bulk('Cu', cubic=True).repeat((2, 1, 1))
+    atoms.calc = Forgetful()
+    atoms.calc.check_state = exact_state_check(atoms.calc)
+    atoms.positions[0] += 0.05
+    forces = model_forces(atoms)
+    assert Forgetful.calls == 1
+    np.testing.assert_array_equal(atoms.get_forces(), forces)
+    assert atoms.get_potential_energy() == atoms.calc.results['energy']
+    assert Forgetful.calls == 1, 'served from the cache'
+    atoms.positions[1] += 0.05
+    atoms.get_forces()
+    assert Forgetful.calls == 2, 'a move recomputes'
