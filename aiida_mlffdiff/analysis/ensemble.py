@@ -8,12 +8,23 @@ Estimators (``estimator``):
     spread between replicas, ``s / sqrt(N)``, with a Student-t interval on ``N - 1`` degrees of freedom;
     a bootstrap over whole replicas is reported next to it. Needs at least 2 replicas. Makes no
     assumption about the dynamics: correlated hops, non-Gaussian jumps and all are in the spread.
+``ion-groups``
+    D from the same OLS fit of the pooled MSD, its error from the spread between disjoint groups of ions of
+    every replica (:mod:`.resampling`): the single-trajectory estimator (AIMD). Needs the MSD of each group
+    (``ion_group_msd_A2``, kept by :func:`~.trajectory.msd_from_positions`). Makes no assumption about the
+    shape of the motion; assumes ions of different groups move independently.
 ``gls``
-    Generalised least squares with the exact covariance of the all-origins MSD of a random walk
-    (:mod:`.gls`), the approach of kinisi. Works for a single trajectory (AIMD); assumes the ions move
-    independently, so correlated motion makes its error bar too small.
+    Generalised least squares with the exact covariance of the all-origins MSD of an ideal Gaussian random
+    walk of independent ions (:mod:`.gls`). On caged, hopping motion it leans on the steeper first lags of the
+    window and its error is too narrow (docs/analysis.md): only on request, or as the last resort for one
+    trajectory without ion groups, with a warning.
 ``auto`` (default)
-    ``ols`` when there are at least 2 replicas, ``gls`` for a single trajectory.
+    ``ols`` when there are at least 2 distinct replicas; ``ion-groups`` for a single trajectory with its ion
+    groups; otherwise ``gls``, with a warning. The result says which ran and why (``estimator_reason``).
+
+Identical replicas (the same trajectory passed twice) are counted once, with a warning. The collective
+diffusion coefficient D_σ carries an error (replica spread, or a block bootstrap of the one trajectory's
+collective displacement) or is not reported; the Haven ratio is reported only where D_σ is resolved.
 """
 
 from __future__ import annotations
@@ -35,9 +46,10 @@ from .einstein import (
 )
 from .errors import AnalysisError
 from .gls import gls_line_fit
+from .resampling import block_bootstrap_slopes, default_block_frames, ion_group_statistics
 from .units import A2_PER_PS_TO_CM2_PER_S
 
-ESTIMATORS = ('auto', 'ols', 'gls')
+ESTIMATORS = ('auto', 'ols', 'ion-groups', 'gls')
 #: A D whose value changes by more than this fraction between the window halves gets a warning.
 SENSITIVITY_WARNING = 0.2
 
@@ -67,6 +79,8 @@ class DiffusionEstimate:
     D_sigma_err_cm2_s: float | None = None
     haven_ratio: float | None = None
     haven_ratio_err: float | None = None
+    estimator_reason: str = ''
+    n_ion_groups: int | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -109,6 +123,54 @@ def _replica_statistics(values: np.ndarray, confidence: float, n_bootstrap: int,
     }
 
 
+#: A D_σ whose interval at this many standard errors reaches 0 is not resolved: no Haven ratio is given for it.
+RESOLVED_SIGMAS = 2.0
+
+
+def _distinct_replicas(msd: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Indices of the first of each set of identical replica curves, and a warning per duplicate."""
+    keep, warnings = [], []
+    for index, row in enumerate(msd):
+        twin = next((k for k in keep if np.array_equal(msd[k], row)), None)
+        if twin is None:
+            keep.append(index)
+        else:
+            warnings.append(
+                f'replica {index} has exactly the MSD of replica {twin} (the same trajectory twice?): it is counted '
+                'once, since copies are not independent samples.'
+            )
+    return np.array(keep, dtype=int), warnings
+
+
+def _choose_estimator(estimator: str, n_replicas: int, n_ions: int, groups) -> tuple[str, str]:
+    """The estimator that runs and why (one sentence for reports)."""
+    if estimator == 'ols':
+        if n_replicas < 2:
+            raise AnalysisError(
+                'the ols estimator takes its error from the spread between replicas and needs at least 2 '
+                'distinct ones; use ion-groups (or auto) for a single trajectory.'
+            )
+        return 'ols', f'requested: error from the spread between {n_replicas} replicas'
+    if estimator == 'ion-groups':
+        if groups is None:
+            raise AnalysisError(
+                'the ion-groups estimator needs the MSD of groups of ions (ion_group_msd_A2), which this MSD '
+                'does not have; recompute it from the trajectory.'
+            )
+        return 'ion-groups', 'requested: error from the spread between groups of ions'
+    if estimator == 'gls':
+        return 'gls', 'requested: random-walk covariance of independent Gaussian walkers'
+    if n_replicas >= 2:
+        return 'ols', f'{n_replicas} independent replicas: error from their spread'
+    if groups is not None:
+        return 'ion-groups', 'one trajectory: error from the spread between groups of its ions'
+    return 'gls', (
+        'one trajectory without its ion groups: random-walk GLS, the only estimator left'
+        if n_ions > 1
+        else 'one trajectory of a single ion: random-walk GLS, the only estimator left'
+    )
+
+
 def estimate_diffusion(
     time_ps,
     msd_A2,  # noqa: N803
@@ -117,6 +179,9 @@ def estimate_diffusion(
     window: tuple[float, float] | None = None,
     estimator: str = 'auto',
     collective_msd_A2=None,  # noqa: N803
+    ion_group_msd_A2=None,  # noqa: N803
+    ion_group_sizes=None,
+    collective_displacement_A=None,  # noqa: N803
     confidence: float = 0.95,
     n_bootstrap: int = 2000,
     seed: int = 0,
@@ -125,35 +190,48 @@ def estimate_diffusion(
 ) -> DiffusionEstimate:
     """Estimate the tracer D (cm²/s) and its error from per-replica MSD curves.
 
-    :param time_ps: lag times (ps), uniform grid from 0 for the ``gls`` estimator.
+    :param time_ps: lag times (ps), uniform grid from 0 for the ``gls`` estimator and the block bootstrap.
     :param msd_A2: per-replica tracer MSD (Å²), shape ``(n_replicas, n_lags)`` (or ``(n_lags,)``).
     :param n_ions: number of mobile ions averaged in each replica's MSD.
     :param window: Einstein fit window ``(start_ps, end_ps)``; chosen automatically when ``None``.
     :param collective_msd_A2: optional per-replica collective MSD per ion (Å²), same shape, for D_σ
         and the Haven ratio.
+    :param ion_group_msd_A2: optional tracer MSD (Å²) of disjoint groups of the ions of each replica,
+        ``(n_replicas, n_groups, n_lags)`` (or ``(n_groups, n_lags)`` for one replica), for ``ion-groups``.
+    :param ion_group_sizes: ions in each group, ``(n_groups,)``; equal sizes if omitted.
+    :param collective_displacement_A: optional ``(n_replicas, n_lags, 3)`` (or ``(n_lags, 3)``) collective
+        displacement per √ion (Å) of each replica: one trajectory's D_σ error comes from its block bootstrap.
     :param confidence: level of the reported intervals (0.95 → 95 %).
     """
     time, msd = check_msd(time_ps, msd_A2)
     msd = np.atleast_2d(msd)
     if msd.ndim != 2:
         raise AnalysisError(f'msd_A2 must have shape (n_replicas, n_lags), got {msd.shape}.')
-    n_replicas = msd.shape[0]
     if int(n_ions) < 1:
         raise AnalysisError(f'n_ions must be at least 1, got {n_ions}.')
     if estimator not in ESTIMATORS:
         raise AnalysisError(f'estimator must be one of {", ".join(ESTIMATORS)}, got {estimator!r}.')
     if not 0 < confidence < 1:
         raise AnalysisError(f'confidence must be between 0 and 1, got {confidence}.')
-    if estimator == 'auto':
-        estimator = 'ols' if n_replicas >= 2 else 'gls'
-    if estimator == 'ols' and n_replicas < 2:
-        raise AnalysisError(
-            'the ols estimator takes its error from the spread between replicas and needs at least 2; '
-            'use estimator gls for a single trajectory.'
+    groups, sizes = _check_groups(time, msd, ion_group_msd_A2, ion_group_sizes)
+    collective, paths = _check_collective(time, msd.shape, collective_msd_A2, collective_displacement_A)
+
+    keep, warnings = _distinct_replicas(msd)
+    if keep.size < msd.shape[0]:
+        msd = msd[keep]
+        groups = None if groups is None else groups[keep]
+        collective = None if collective is None else collective[keep]
+        paths = None if paths is None else paths[keep]
+    n_replicas = msd.shape[0]
+    estimator, reason = _choose_estimator(estimator, n_replicas, int(n_ions), groups)
+    if estimator == 'gls' and reason.startswith('one trajectory'):
+        warnings.append(
+            'the error of this single trajectory comes from the random-walk GLS, which assumes independent '
+            'Gaussian walkers: on caged or hopping motion its D leans on the first lags of the window and its '
+            'error is too narrow. Recompute the MSD from the trajectory to get the ion-groups estimator.'
         )
 
     pooled = msd.mean(axis=0)
-    warnings = []
     window_auto = window is None
     if window_auto:
         window, diffusive = auto_fit_window(time, pooled, max_fraction=max_fraction, min_loglog_slope=min_loglog_slope)
@@ -166,7 +244,7 @@ def estimate_diffusion(
     window = (float(time[indices[0]]), float(time[indices[-1]]))
     slope_loglog = loglog_slope(time, pooled, window)
     diffusive = bool(np.isfinite(slope_loglog) and slope_loglog >= min_loglog_slope)
-    if not diffusive and not warnings:
+    if not diffusive and not any('no diffusive regime' in w for w in warnings):
         warnings.append(
             f'the log-log slope of the MSD in the fit window is {slope_loglog:.2f}, below {min_loglog_slope}: '
             'the window is not in the diffusive regime.'
@@ -182,12 +260,25 @@ def estimate_diffusion(
     slopes, intercepts = _ols_slopes(time, msd, indices)
     replica_d = _slopes_to_d(slopes)
     bootstrap_error = bootstrap_interval = None
+    n_groups = None
     if n_replicas >= 2:
         spread = _replica_statistics(replica_d, confidence, n_bootstrap, rng)
         bootstrap_error, bootstrap_interval = spread['bootstrap_error'], spread['bootstrap_interval']
     if estimator == 'ols':
         d_value, d_error, interval = spread['mean'], spread['error'], spread['interval']
         intercept = float(intercepts.mean())
+        if d_error == 0:
+            warnings.append('the replicas give exactly the same D: a zero spread is no error bar.')
+    elif estimator == 'ion-groups':
+        group_d = _slopes_to_d(_ols_slopes(time, groups.reshape(-1, time.size), indices)[0])
+        spread = ion_group_statistics(group_d, np.tile(sizes, n_replicas), confidence, n_bootstrap, rng)
+        d_value, d_error, interval = spread['mean'], spread['error'], spread['interval']
+        bootstrap_error, bootstrap_interval = spread['bootstrap_error'], spread['bootstrap_interval']
+        n_groups = spread['n_groups']
+        intercept = float(intercepts.mean())
+        reason = f'{reason} ({n_groups} groups, Student-t on {n_groups - 1} degrees of freedom)'
+        if d_error == 0:
+            warnings.append('every group of ions gives exactly the same D: a zero spread is no error bar.')
     else:
         slope, intercept, slope_error = gls_line_fit(time, pooled, indices, n_ions=int(n_ions), n_replicas=n_replicas)
         d_value, d_error = float(_slopes_to_d(slope)), float(_slopes_to_d(slope_error))
@@ -214,26 +305,89 @@ def estimate_diffusion(
         D_replicas_cm2_s=[float(v) for v in replica_d],
         D_err_bootstrap_cm2_s=bootstrap_error,
         D_interval_bootstrap_cm2_s=bootstrap_interval,
+        estimator_reason=reason,
+        n_ion_groups=n_groups,
         warnings=warnings,
     )
-    if collective_msd_A2 is not None:
-        _add_collective(estimate, time, collective_msd_A2, msd.shape, indices, confidence, n_bootstrap, rng)
+    if collective is not None:
+        _add_collective(estimate, time, collective, paths, indices, confidence, n_bootstrap, rng)
     return estimate
 
 
-def _add_collective(estimate, time, collective_msd_A2, shape, indices, confidence, n_bootstrap, rng) -> None:  # noqa: N803
-    """Fill D_σ (from the collective MSD per ion) and the Haven ratio D*/D_σ into ``estimate``."""
+def _check_groups(time, msd, ion_group_msd_A2, ion_group_sizes):  # noqa: N803
+    """Ion-group MSDs as ``(n_replicas, n_groups, n_lags)`` and their sizes, or ``(None, None)``."""
+    if ion_group_msd_A2 is None:
+        return None, None
+    _, groups = check_msd(time, ion_group_msd_A2)
+    if groups.ndim == 2:
+        groups = groups[None]
+    if groups.ndim != 3 or groups.shape[0] != msd.shape[0]:
+        raise AnalysisError(
+            f'ion_group_msd_A2 must have shape ({msd.shape[0]}, n_groups, {time.size}), got {groups.shape}.'
+        )
+    n_groups = groups.shape[1]
+    sizes = np.ones(n_groups) if ion_group_sizes is None else np.asarray(ion_group_sizes, dtype=float)
+    if sizes.shape != (n_groups,) or np.any(sizes <= 0):
+        raise AnalysisError(f'ion_group_sizes must hold {n_groups} positive numbers, got {ion_group_sizes}.')
+    if n_groups < 2:
+        return None, None  # one group (one ion): no spread to take an error from
+    return groups, sizes
+
+
+def _check_collective(time, shape, collective_msd_A2, collective_displacement_A):  # noqa: N803
+    """Collective MSDs ``(n_replicas, n_lags)`` and displacement paths ``(n_replicas, n_lags, 3)`` (or None)."""
+    if collective_msd_A2 is None:
+        return None, None
     _, collective = check_msd(time, collective_msd_A2)
     collective = np.atleast_2d(collective)
     if collective.shape != shape:
         raise AnalysisError(f'collective_msd_A2 must have the shape of msd_A2 {shape}, got {collective.shape}.')
+    if collective_displacement_A is None:
+        return collective, None
+    paths = np.asarray(collective_displacement_A, dtype=float)
+    if paths.ndim == 2:
+        paths = paths[None]
+    if paths.shape != (shape[0], time.size, 3) or not np.isfinite(paths).all():
+        raise AnalysisError(
+            f'collective_displacement_A must be finite with shape ({shape[0]}, {time.size}, 3), got {paths.shape}.'
+        )
+    return collective, paths
+
+
+def _add_collective(estimate, time, collective, paths, indices, confidence, n_bootstrap, rng) -> None:
+    """Fill D_σ ± error (from the collective MSD per ion) and, where D_σ is resolved, the Haven ratio D*/D_σ.
+
+    Errors: the spread between replicas; for one trajectory a block bootstrap of its collective displacement.
+    A D_σ without an error, or one whose interval reaches zero, gets no Haven ratio, and a warning says why.
+    """
     replica_sigma = _slopes_to_d(_ols_slopes(time, collective, indices)[0])
-    estimate.D_sigma_cm2_s = float(replica_sigma.mean())
-    if shape[0] >= 2:
-        estimate.D_sigma_err_cm2_s = _replica_statistics(replica_sigma, confidence, n_bootstrap, rng)['error']
-    if estimate.D_sigma_cm2_s > 0:
-        estimate.haven_ratio = estimate.D_cm2_s / estimate.D_sigma_cm2_s
-        if estimate.D_sigma_err_cm2_s is not None:
-            estimate.haven_ratio_err = abs(estimate.haven_ratio) * float(
-                np.hypot(estimate.relative_error, estimate.D_sigma_err_cm2_s / estimate.D_sigma_cm2_s)
-            )
+    sigma = float(replica_sigma.mean())
+    sigma_error = None
+    if collective.shape[0] >= 2:
+        sigma_error = _replica_statistics(replica_sigma, confidence, n_bootstrap, rng)['error']
+    elif paths is not None and _uniform_from_zero(time):
+        block = default_block_frames(time.size - 1, int(indices[0]))
+        resampled = block_bootstrap_slopes(
+            time, paths[0], indices, block_frames=block, n_resamples=min(n_bootstrap, 1000), rng=rng
+        )
+        sigma_error = float(_slopes_to_d(resampled.std(ddof=1)))
+    if sigma_error is None:
+        estimate.warnings.append(
+            "D_σ not reported: one trajectory's collective MSD is a single path per frame, and without its "
+            'displacement path (for a block bootstrap) nothing gives it an error.'
+        )
+        return
+    estimate.D_sigma_cm2_s, estimate.D_sigma_err_cm2_s = sigma, sigma_error
+    if sigma - RESOLVED_SIGMAS * sigma_error <= 0:
+        estimate.warnings.append(
+            f'Haven ratio not reported: D_σ = {sigma:.3g} ± {sigma_error:.2g} cm²/s is not resolved from zero '
+            f'(within {RESOLVED_SIGMAS:g} standard errors); the collective motion needs more sampling.'
+        )
+        return
+    estimate.haven_ratio = estimate.D_cm2_s / sigma
+    estimate.haven_ratio_err = abs(estimate.haven_ratio) * float(np.hypot(estimate.relative_error, sigma_error / sigma))
+
+
+def _uniform_from_zero(time: np.ndarray) -> bool:
+    step = time[1] - time[0]
+    return bool(time[0] == 0 and np.allclose(np.diff(time), step, rtol=1e-6, atol=0))

@@ -130,12 +130,45 @@ def tracer_msd(positions, atoms=None, *, drift=None) -> np.ndarray:
     return np.clip(msd, 0.0, None)
 
 
-def collective_msd(positions, atoms=None, *, drift=None, charges=None) -> np.ndarray:
-    """Collective (charge) MSD per ion, Å²: ``<|Σ_i q_i Δ(r_i − R)(t)|²> / Σ_i q_i²`` over all time origins.
+#: Ions of one trajectory are split into at most this many groups for the single-trajectory error (``ion-groups``).
+DEFAULT_ION_GROUPS = 32
 
-    Normalised so that for uncorrelated ions it equals the tracer MSD; the ratio of the tracer and the
-    collective diffusion coefficients is then the Haven ratio. ``atoms`` and ``drift`` as in
-    :func:`tracer_msd`; ``charges`` (one per selected atom) default to 1.
+
+def grouped_tracer_msd(
+    positions, atoms=None, *, drift=None, n_groups: int = DEFAULT_ION_GROUPS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tracer MSD (Å², lags ``0 .. T-1``) of ``n_groups`` disjoint groups of the selected atoms.
+
+    Atom ``i`` of the selection goes to group ``i mod n_groups`` (at most one group per atom), so neighbouring
+    indices land in different groups. The size-weighted mean of the group curves is the tracer MSD of all the
+    selected atoms (:func:`tracer_msd`, to round-off), at the same cost: every atom is transformed once.
+    ``atoms`` and ``drift`` as in :func:`tracer_msd`.
+
+    :return: ``(group_msd_A2 (k, T), group_sizes (k,))``.
+    """
+    array = check_positions(positions)
+    select = _selector(atoms, array.shape[1])
+    indices = np.arange(array.shape[1])[select]
+    if int(n_groups) < 1:
+        raise AnalysisError(f'n_groups must be at least 1, got {n_groups}.')
+    count = min(int(n_groups), indices.size)
+    drift = _check_drift(drift, array.shape[0])
+    curves, sizes = [], []
+    for group in range(count):
+        members = indices[group::count]
+        msd, mean = _mean_msd_fft(array, members)
+        if drift is not None:
+            msd += _single_msd(mean - drift) - _single_msd(mean)
+        curves.append(np.clip(msd, 0.0, None))
+        sizes.append(members.size)
+    return np.array(curves), np.array(sizes, dtype=int)
+
+
+def collective_displacement(positions, atoms=None, *, drift=None, charges=None) -> np.ndarray:
+    """Charge-weighted total displacement ``Σ_i q_i Δ(r_i − R)(t) / √(Σ_i q_i²)`` (Å), shape ``(T, 3)``.
+
+    Its all-origins MSD is the collective MSD per ion of :func:`collective_msd`; kept whole, it lets one
+    trajectory's collective MSD be block-bootstrapped. ``atoms``, ``drift`` and ``charges`` as there.
     """
     array = check_positions(positions)
     chosen = array[:, _selector(atoms, array.shape[1])]
@@ -146,7 +179,23 @@ def collective_msd(positions, atoms=None, *, drift=None, charges=None) -> np.nda
     total = np.einsum('tni,n->ti', chosen, weights)
     if drift is not None:
         total -= weights.sum() * drift
-    return np.clip(_single_msd(total) / np.sum(weights**2), 0.0, None)
+    total -= total[0]
+    return total / np.sqrt(np.sum(weights**2))
+
+
+def collective_msd(positions, atoms=None, *, drift=None, charges=None) -> np.ndarray:
+    """Collective (charge) MSD per ion, Å²: ``<|Σ_i q_i Δ(r_i − R)(t)|²> / Σ_i q_i²`` over all time origins.
+
+    Normalised so that for uncorrelated ions it equals the tracer MSD; the ratio of the tracer and the
+    collective diffusion coefficients is then the Haven ratio. ``atoms`` and ``drift`` as in
+    :func:`tracer_msd`; ``charges`` (one per selected atom) default to 1.
+    """
+    return collective_msd_from_displacement(collective_displacement(positions, atoms, drift=drift, charges=charges))
+
+
+def collective_msd_from_displacement(displacement_A) -> np.ndarray:  # noqa: N803
+    """All-origins MSD (Å²) of a ``(T, 3)`` path, e.g. that of :func:`collective_displacement`."""
+    return np.clip(_single_msd(np.asarray(displacement_A, dtype=float)), 0.0, None)
 
 
 def ensemble_tracer_msd(replicas: Iterable, atoms=None, *, drifts=None, workers: int | None = None) -> np.ndarray:

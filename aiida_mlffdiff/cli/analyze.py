@@ -126,11 +126,21 @@ def analyze(
         f'D({species}) = {format_value(result["D_cm2_s"], result["D_err_cm2_s"])} cm²/s '
         f'({100 * result["relative_error"]:.1f} %, estimator {result["estimator"]})'
     )
+    echo.echo(f'estimator {result["estimator"]}: {result["estimator_reason"]}')
     echo.echo(
         f'fit window {result["fit_start_ps"]:.4g}–{result["fit_end_ps"]:.4g} ps, '
         f'log-log slope {format_value(result["loglog_slope"])}, '
         f'{result["n_replicas"]} replica(s) × {result["n_frames"]} frames, {result["n_ions"]} ions'
     )
+    if result.get('D_sigma_cm2_s') is not None:
+        haven = (
+            f'Haven ratio {format_value(result["haven_ratio"], result["haven_ratio_err"])}'
+            if result.get('haven_ratio') is not None
+            else 'Haven ratio not resolved (see the warnings)'
+        )
+        echo.echo(
+            f'collective D_σ = {format_value(result["D_sigma_cm2_s"], result["D_sigma_err_cm2_s"])} cm²/s, {haven}'
+        )
     if result.get('sigma_mS_cm') is not None:
         echo.echo(f'Nernst–Einstein σ({temperature:g} K) = {format_value(result["sigma_mS_cm"])} mS/cm')
     for warning in result['warnings']:

@@ -14,8 +14,11 @@ class MsdData(ArrayData):
 
     Arrays (in the node repository): ``time_ps`` (lags, ps, uniform from 0), ``msd_A2`` (tracer MSD per
     replica, Å², shape ``(n_replicas, n_lags)``) and optionally ``collective_msd_A2`` (collective MSD per
-    ion, Å², same shape). Attributes (queryable): ``species``, ``temperature_K`` (None if unknown),
-    ``n_ions`` (mobile ions per replica), ``volume_A3``, ``charge`` (of the mobile ion, e),
+    ion, Å², same shape); for the error of D from a single trajectory, optionally ``ion_group_msd_A2`` (tracer
+    MSD of disjoint groups of ions, Å², ``(n_replicas, n_groups, n_lags)``) with ``ion_group_sizes``, and
+    ``collective_displacement_A`` (collective displacement per √ion, Å, ``(n_replicas, n_lags, 3)``).
+    Attributes (queryable): ``species``, ``temperature_K`` (None if unknown), ``n_ions`` (mobile ions per
+    replica), ``volume_A3``, ``charge`` (of the mobile ion, e),
     ``n_replicas``, ``n_lags``, ``frame_interval_ps`` and ``source`` (free text).
     """
 
@@ -29,6 +32,9 @@ class MsdData(ArrayData):
         volume_A3: float,  # noqa: N803
         temperature_K: float | None = None,  # noqa: N803
         collective_msd_A2=None,  # noqa: N803
+        ion_group_msd_A2=None,  # noqa: N803
+        ion_group_sizes=None,
+        collective_displacement_A=None,  # noqa: N803
         charge: float = 1.0,
         source: str = '',
         **kwargs,
@@ -51,6 +57,26 @@ class MsdData(ArrayData):
             if collective.shape != msd.shape:
                 raise AnalysisError(f'collective_msd_A2 must have shape {msd.shape}, got {collective.shape}.')
             self.set_array('collective_msd_A2', collective)
+        if ion_group_msd_A2 is not None:
+            groups = as_finite_array(ion_group_msd_A2, 'ion_group_msd_A2')
+            groups = groups[None] if groups.ndim == 2 else groups
+            if groups.ndim != 3 or groups.shape[0] != msd.shape[0] or groups.shape[2] != time.size:
+                raise AnalysisError(
+                    f'ion_group_msd_A2 must have shape ({msd.shape[0]}, n_groups, {time.size}), got {groups.shape}.'
+                )
+            sizes = np.asarray(ion_group_sizes if ion_group_sizes is not None else np.ones(groups.shape[1]), dtype=int)
+            if sizes.shape != (groups.shape[1],) or sizes.min() < 1 or sizes.sum() != int(n_ions):
+                raise AnalysisError(f'ion_group_sizes must be {groups.shape[1]} positive counts adding up to n_ions.')
+            self.set_array('ion_group_msd_A2', groups)
+            self.set_array('ion_group_sizes', sizes)
+        if collective_displacement_A is not None:
+            path = as_finite_array(collective_displacement_A, 'collective_displacement_A')
+            path = path[None] if path.ndim == 2 else path
+            if path.shape != (msd.shape[0], time.size, 3):
+                raise AnalysisError(
+                    f'collective_displacement_A must have shape ({msd.shape[0]}, {time.size}, 3), got {path.shape}.'
+                )
+            self.set_array('collective_displacement_A', path)
         attributes = {
             'species': str(species),
             'temperature_K': None if temperature_K is None else float(temperature_K),
@@ -82,6 +108,24 @@ class MsdData(ArrayData):
     def collective_msd_A2(self) -> np.ndarray | None:  # noqa: N802
         """Collective MSD per ion per replica (Å²), or None if not stored."""
         return self.get_array('collective_msd_A2') if 'collective_msd_A2' in self.get_arraynames() else None
+
+    def _optional_array(self, name: str) -> np.ndarray | None:
+        return self.get_array(name) if name in self.get_arraynames() else None
+
+    @property
+    def ion_group_msd_A2(self) -> np.ndarray | None:  # noqa: N802
+        """Tracer MSD of groups of ions per replica (Å², ``(n_replicas, n_groups, n_lags)``), or None."""
+        return self._optional_array('ion_group_msd_A2')
+
+    @property
+    def ion_group_sizes(self) -> np.ndarray | None:
+        """Ions in each group of ``ion_group_msd_A2``, or None."""
+        return self._optional_array('ion_group_sizes')
+
+    @property
+    def collective_displacement_A(self) -> np.ndarray | None:  # noqa: N802
+        """Collective displacement per √ion per replica (Å, ``(n_replicas, n_lags, 3)``), or None."""
+        return self._optional_array('collective_displacement_A')
 
     @property
     def species(self) -> str:

@@ -21,7 +21,13 @@ DIFFUSION_PARAMETERS = {
     'fit_end_ps': Option(
         (float, type(None)), None, 'end of the Einstein fit window (ps); automatic if absent', positive
     ),
-    'estimator': Option(str, 'auto', 'auto, ols (replica spread) or gls (correlated MSD)', one_of(*ESTIMATORS)),
+    'estimator': Option(
+        str,
+        'auto',
+        'auto, ols (replica spread), ion-groups (one trajectory: spread between groups of ions) or gls '
+        '(random-walk covariance)',
+        one_of(*ESTIMATORS),
+    ),
     'confidence': Option(float, 0.95, 'level of the reported intervals', fraction),
     'n_bootstrap': Option(int, 2000, 'bootstrap resamples over whole replicas', positive),
     'seed': Option(int, 0, 'seed of the bootstrap'),
@@ -54,7 +60,12 @@ def pool_msd_nodes(nodes: Sequence[MsdData]) -> dict:
         if node.time_ps.shape != first.time_ps.shape or not np.allclose(node.time_ps, first.time_ps):
             raise IncompatibleInputsError('MSD nodes have different time lags (frame interval or trajectory length).')
     collectives = [node.collective_msd_A2 for node in nodes]
+    # What one trajectory's own error needs travels only when the pool is that one trajectory.
+    single = nodes[0] if len(nodes) == 1 and first.n_replicas == 1 else None
     return {
+        'ion_group_msd_A2': None if single is None else single.ion_group_msd_A2,
+        'ion_group_sizes': None if single is None else single.ion_group_sizes,
+        'collective_displacement_A': None if single is None else single.collective_displacement_A,
         'time_ps': first.time_ps,
         'msd_A2': np.concatenate([node.msd_A2 for node in nodes]),
         'collective_msd_A2': None if any(c is None for c in collectives) else np.concatenate(collectives),
@@ -83,6 +94,9 @@ def diffusion_results(nodes: Sequence[MsdData], parameters: dict | None) -> tupl
         window=window,
         estimator=params['estimator'],
         collective_msd_A2=pooled['collective_msd_A2'],
+        ion_group_msd_A2=pooled['ion_group_msd_A2'],
+        ion_group_sizes=pooled['ion_group_sizes'],
+        collective_displacement_A=pooled['collective_displacement_A'],
         confidence=params['confidence'],
         n_bootstrap=params['n_bootstrap'],
         seed=params['seed'],

@@ -94,10 +94,16 @@ def compute_msd_data(parts: Sequence[TrajectoryArrays], parameters: dict) -> Msd
         )
         for replica in replicas
     ]
+    # One trajectory has no replica spread: keep what its own error needs (ion groups, collective path). An
+    # ensemble takes its error from the replicas, and the groups of hundreds of replicas would only weigh.
+    single = len(results) == 1
     return MsdData(
         time_ps=results[0].time_ps,
         msd_A2=np.array([r.msd_A2 for r in results]),
         collective_msd_A2=np.array([r.collective_msd_A2 for r in results]),
+        ion_group_msd_A2=results[0].ion_group_msd_A2 if single else None,
+        ion_group_sizes=results[0].ion_group_sizes if single else None,
+        collective_displacement_A=results[0].collective_displacement_A if single else None,
         species=params['species'],
         n_ions=results[0].n_ions,
         volume_A3=results[0].volume_A3,

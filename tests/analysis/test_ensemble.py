@@ -117,8 +117,10 @@ def test_gls_error_scales_with_number_of_ions_and_replicas():
     time = np.arange(200) * 0.1
     base = estimate_diffusion(time, msd[0], n_ions=4, window=(1.0, 5.0), estimator='gls')
     more_ions = estimate_diffusion(time, msd[0], n_ions=16, window=(1.0, 5.0), estimator='gls')
+    # Four distinct curves with the same mean (identical ones would be counted once, as copies)
+    offsets = np.array([[-1.5], [-0.5], [0.5], [1.5]]) * 1e-3
     more_replicas = estimate_diffusion(
-        time, np.repeat(msd[:1], 4, axis=0), n_ions=4, window=(1.0, 5.0), estimator='gls'
+        time, np.repeat(msd[:1], 4, axis=0) + offsets, n_ions=4, window=(1.0, 5.0), estimator='gls'
     )
     assert more_ions.D_cm2_s == pytest.approx(base.D_cm2_s, rel=1e-12)
     assert more_ions.D_err_cm2_s == pytest.approx(base.D_err_cm2_s / 2, rel=1e-9)
@@ -175,9 +177,36 @@ def test_ols_statistics_over_twenty_replicas():
 def test_auto_estimator_choice():
     time = np.arange(200) * 0.1
     msd = calibration_trial(4, n_replicas=2)
-    assert estimate_diffusion(time, msd, n_ions=8).estimator == 'ols'
-    assert estimate_diffusion(time, msd[0], n_ions=8).estimator == 'gls'
-    assert estimate_diffusion(time, msd[:1], n_ions=8).estimator == 'gls'
+    ensemble = estimate_diffusion(time, msd, n_ions=8)
+    assert ensemble.estimator == 'ols'
+    assert '2 independent replicas' in ensemble.estimator_reason
+    # One trajectory with no ion groups: the random-walk GLS is all that is left, and it says so.
+    for curves in (msd[0], msd[:1]):
+        single = estimate_diffusion(time, curves, n_ions=8)
+        assert single.estimator == 'gls'
+        assert 'without its ion groups' in single.estimator_reason
+        assert any('assumes independent Gaussian walkers' in warning for warning in single.warnings)
+    requested = estimate_diffusion(time, msd[0], n_ions=8, estimator='gls')
+    assert requested.estimator_reason.startswith('requested')
+    assert not any('Gaussian walkers' in warning for warning in requested.warnings)
+
+
+def test_identical_replicas_are_counted_once():
+    """The same trajectory twice is one sample: warned, counted once, never a zero error bar."""
+    time = np.arange(200) * 0.1
+    msd = calibration_trial(6, n_replicas=3)
+    doubled = np.concatenate([msd, msd[:1]])
+    estimate = estimate_diffusion(time, doubled, n_ions=8, window=(1.0, 5.0))
+    reference = estimate_diffusion(time, msd, n_ions=8, window=(1.0, 5.0))
+    assert estimate.n_replicas == 3
+    assert estimate.D_cm2_s == reference.D_cm2_s
+    assert estimate.D_err_cm2_s == reference.D_err_cm2_s
+    assert any('replica 3 has exactly the MSD of replica 0' in warning for warning in estimate.warnings)
+    # Two copies of one trajectory: a single trajectory, not a two-replica ensemble with D ± 0
+    copies = estimate_diffusion(time, np.stack([msd[0], msd[0]]), n_ions=8, window=(1.0, 5.0))
+    assert copies.n_replicas == 1
+    assert copies.estimator == 'gls'
+    assert copies.D_err_cm2_s > 0
 
 
 def test_haven_ratio_of_independent_ions_is_one():
@@ -228,9 +257,13 @@ def test_non_positive_d_is_warned():
 def test_estimate_errors():
     time = np.arange(100) * 0.1
     msd = np.array([0.6 * time, 0.62 * time])
-    with pytest.raises(AnalysisError, match='gls'):
+    with pytest.raises(AnalysisError, match='ion-groups'):
         estimate_diffusion(time, msd[0], n_ions=4, estimator='ols')
-    with pytest.raises(AnalysisError, match='estimator must be one of auto, ols, gls'):
+    with pytest.raises(AnalysisError, match='needs the MSD of groups of ions'):
+        estimate_diffusion(time, msd[0], n_ions=4, estimator='ion-groups')
+    with pytest.raises(AnalysisError, match='ion_group_msd_A2 must have shape'):
+        estimate_diffusion(time, msd, n_ions=4, ion_group_msd_A2=msd)
+    with pytest.raises(AnalysisError, match='estimator must be one of auto, ols, ion-groups, gls'):
         estimate_diffusion(time, msd, n_ions=4, estimator='bayes')
     with pytest.raises(AnalysisError, match='n_ions must be at least 1'):
         estimate_diffusion(time, msd, n_ions=0)

@@ -1,0 +1,115 @@
+"""Errors of D taken from the data of one trajectory: the spread between groups of ions, and a block bootstrap.
+
+Both estimators make no assumption about the shape of the motion (cage rattles, jumps, back jumps and
+non-Gaussian displacements are all in the data they resample):
+
+- :func:`ion_group_statistics`: the tracer D of a trajectory is the size-weighted mean of the D of disjoint groups
+  of its ions (the Einstein fit is linear in the MSD), so its standard error is that of a weighted mean of
+  independent values, with a Student-t interval on ``k − 1`` degrees of freedom for ``k`` groups. Each group's
+  D uses the whole trajectory, so every correlation in time is inside it; what it assumes is that the groups are
+  independent, i.e. that ions of different groups do not move together.
+- :func:`block_bootstrap_slopes`: the collective (charge) displacement of a trajectory is a single path, so its
+  MSD has no spread to take an error from. Its increments are resampled in blocks longer than their correlation
+  time (moving-block bootstrap) and the path rebuilt; the spread of the refitted slopes is the error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from .errors import AnalysisError
+
+#: Resampled paths transformed at a time by :func:`block_bootstrap_slopes` (bounds the memory).
+_PATH_CHUNK = 32
+
+
+def ion_group_statistics(
+    group_values: np.ndarray, group_sizes: np.ndarray, confidence: float, n_bootstrap: int, rng
+) -> dict:
+    """Size-weighted mean of per-group values with its standard error, t-interval and a bootstrap over groups.
+
+    :param group_values: one value per group (e.g. D in cm²/s of each ion group of each replica).
+    :param group_sizes: number of ions in each group (the weights).
+    :return: dict with ``mean``, ``error``, ``interval``, ``bootstrap_error``, ``bootstrap_interval``, ``n_groups``.
+    """
+    values = np.asarray(group_values, dtype=float)
+    weights = np.asarray(group_sizes, dtype=float)
+    k = values.size
+    if k < 2 or weights.shape != values.shape:
+        raise AnalysisError(f'the ion-group error needs at least 2 groups of ions with sizes, got {k}.')
+    weights = weights / weights.sum()
+    mean = float(weights @ values)
+    error = float(np.sqrt(k / (k - 1) * np.sum(weights**2 * (values - mean) ** 2)))
+    half = stats.t.ppf(0.5 + confidence / 2, k - 1) * error
+    picks = rng.integers(0, k, size=(n_bootstrap, k))
+    resampled = (weights[picks] * values[picks]).sum(axis=1) / weights[picks].sum(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return {
+        'mean': mean,
+        'error': error,
+        'interval': (mean - half, mean + half),
+        'bootstrap_error': float(resampled.std(ddof=1)),
+        'bootstrap_interval': tuple(float(v) for v in np.percentile(resampled, [tail, 100 - tail])),
+        'n_groups': k,
+    }
+
+
+def default_block_frames(n_increments: int, window_start_frames: int) -> int:
+    """Block length (frames) for a path of ``n_increments`` steps: beyond the start of the diffusive window
+    (where the velocity correlations have died out) and at least ``n^(1/3)``, but no more than a quarter of the
+    path, so that a resample mixes at least four blocks."""
+    block = max(int(window_start_frames), int(np.ceil(n_increments ** (1 / 3))), 1)
+    return max(1, min(block, n_increments // 4))
+
+
+def _path_msds(paths: np.ndarray) -> np.ndarray:
+    """All-origins MSD of each ``(T, 3)`` path in ``paths`` ``(R, T, 3)``, shape ``(R, T)`` (FFT, O(T log T))."""
+    n_paths, n_frames, _ = paths.shape
+    size = 2 * n_frames
+    spectrum = np.fft.rfft(paths, n=size, axis=1)
+    s2 = np.fft.irfft((spectrum.real**2 + spectrum.imag**2).sum(axis=2), n=size, axis=1)[:, :n_frames]
+    squares = np.einsum('rtc,rtc->rt', paths, paths)
+    prefix = np.concatenate([np.zeros((n_paths, 1)), np.cumsum(squares, axis=1)], axis=1)
+    lags = np.arange(n_frames)
+    counts = n_frames - lags
+    s1 = prefix[:, n_frames - lags] + prefix[:, [n_frames]] - prefix[:, lags]
+    return (s1 - 2.0 * s2) / counts
+
+
+def block_bootstrap_slopes(
+    time_ps: np.ndarray,
+    path_A: np.ndarray,  # noqa: N803
+    indices: np.ndarray,
+    *,
+    block_frames: int,
+    n_resamples: int,
+    rng,
+) -> np.ndarray:
+    """Slopes (Å²/ps) of OLS fits on ``indices`` of the all-origins MSD of block-bootstrapped copies of a path.
+
+    :param time_ps: uniform lag grid from 0 (ps), one entry per frame of the path.
+    :param path_A: ``(T, 3)`` displacement path (Å), e.g. the collective displacement of one trajectory.
+    :param indices: lags of the fit window.
+    :param block_frames: length of the resampled blocks of increments (frames).
+    """
+    path = np.asarray(path_A, dtype=float)
+    # Centred: the resampled paths must not inherit the sample's net drift as a systematic velocity, which would
+    # add a ballistic m² term to every resample's MSD (their own random drift is still there, as in the data).
+    increments = np.diff(path, axis=0)
+    increments -= increments.mean(axis=0)
+    n = increments.shape[0]
+    if not 1 <= block_frames <= n:
+        raise AnalysisError(f'block length must be between 1 and {n} frames, got {block_frames}.')
+    n_blocks = -(-n // block_frames)
+    design = np.column_stack([np.ones(indices.size), time_ps[indices]])
+    projector = np.linalg.pinv(design)[1]  # the OLS slope as a linear functional of the MSD on the window
+    slopes = np.empty(n_resamples)
+    offsets = np.arange(block_frames)
+    for first in range(0, n_resamples, _PATH_CHUNK):
+        count = min(_PATH_CHUNK, n_resamples - first)
+        starts = rng.integers(0, n - block_frames + 1, size=(count, n_blocks))
+        picks = (starts[:, :, None] + offsets).reshape(count, -1)[:, :n]
+        paths = np.concatenate([np.zeros((count, 1, 3)), np.cumsum(increments[picks], axis=1)], axis=1)
+        slopes[first : first + count] = _path_msds(paths)[:, indices] @ projector
+    return slopes
