@@ -189,3 +189,26 @@ def test_text_output_and_profile_option(cli, aiida_profile, extxyz_files):
     assert f'{N_REPLICAS} replica(s) × 150 frames, 8 ions' in result.output
     pk = int(result.output.split('Dict<')[1].split('>')[0])
     assert orm.load_node(pk).creator.process_label == 'compute_diffusion'
+
+
+def test_one_trajectory_says_which_estimator_ran_and_why(cli, aiida_profile, extxyz_files):
+    """One trajectory: the ion-groups estimator, named with its reason; D_σ with an error or withheld."""
+    result = cli('-p', aiida_profile.name, 'analyze', extxyz_files[0], '-f', 'extxyz', '--frame-interval-fs', 100)
+    assert result.exit_code == 0, result.output
+    assert 'estimator ion-groups: one trajectory: error from the spread between groups of its ions' in result.output
+    data = cli.analyze(extxyz_files[:1])
+    assert data['estimator'] == 'ion-groups'
+    assert data['n_ion_groups'] == 8  # one group per Li of the 8
+    assert data['D_err_cm2_s'] > 0
+    if data['D_sigma_cm2_s'] is not None:
+        assert data['D_sigma_err_cm2_s'] > 0
+    if data['haven_ratio'] is not None:
+        assert data['haven_ratio_err'] > 0
+
+
+def test_the_same_file_twice_is_one_replica(cli, extxyz_files):
+    """Two copies of one trajectory are not two replicas: counted once, warned, no D ± 0."""
+    data = cli.analyze([extxyz_files[0], extxyz_files[0]])
+    assert data['n_replicas'] == 1
+    assert data['D_err_cm2_s'] > 0
+    assert any('the same trajectory twice' in warning for warning in data['warnings'])
