@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import time
 
@@ -439,6 +440,10 @@ def test_one_mlff_trajectory_against_pymatgen_and_kinisi(engine_code, mace_model
     mobile = np.concatenate(list(replicas), axis=1)  # (frames, 4 Li per replica, 3)
     cell = np.array(build_atoms(lpsc_structure, None).cell)
     frame_ps = MLFF_TRAJECTORY['sampling_interval_fs'] / 1000
+    keep = os.environ.get('MLFFDIFF_KEEP_TRAJECTORY')  # the trajectory of docs/analysis.md's table (bench/)
+    if keep:
+        source = f'MACE MD, {mobile.shape[1]} Li (4 × 8-atom LJ test cell), {MLFF_TRAJECTORY["temperature_K"]:g} K'
+        np.savez_compressed(keep, positions_A=mobile, cell_A=cell, frame_interval_ps=frame_ps, source=source)
     time_ps = np.arange(mobile.shape[0]) * frame_ps
     groups, sizes = grouped_tracer_msd(mobile)
     pooled = sizes @ groups / sizes.sum()
