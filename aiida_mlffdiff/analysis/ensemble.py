@@ -46,7 +46,7 @@ from .einstein import (
 )
 from .errors import AnalysisError
 from .gls import gls_line_fit
-from .resampling import block_bootstrap_slopes, default_block_frames, ion_group_statistics
+from .resampling import block_bootstrap_slopes, default_block_frames, weighted_statistics
 from .units import A2_PER_PS_TO_CM2_PER_S
 
 ESTIMATORS = ('auto', 'ols', 'ion-groups', 'gls')
@@ -104,23 +104,6 @@ def _ols_slopes(time: np.ndarray, curves: np.ndarray, indices: np.ndarray) -> tu
     design = np.column_stack([np.ones(indices.size), time[indices]])
     coefficients = np.linalg.lstsq(design, curves[:, indices].T, rcond=None)[0]
     return coefficients[1], coefficients[0]
-
-
-def _replica_statistics(values: np.ndarray, confidence: float, n_bootstrap: int, rng) -> dict:
-    """Mean, standard error, t-interval and bootstrap over whole replicas of per-replica values."""
-    n = values.size
-    mean = float(values.mean())
-    error = float(values.std(ddof=1) / np.sqrt(n))
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * error
-    resampled = values[rng.integers(0, n, size=(n_bootstrap, n))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    return {
-        'mean': mean,
-        'error': error,
-        'interval': (mean - half, mean + half),
-        'bootstrap_error': float(resampled.std(ddof=1)),
-        'bootstrap_interval': tuple(float(v) for v in np.percentile(resampled, [tail, 100 - tail])),
-    }
 
 
 #: A D_σ whose interval at this many standard errors reaches 0 is not resolved: no Haven ratio is given for it.
@@ -262,7 +245,7 @@ def estimate_diffusion(
     bootstrap_error = bootstrap_interval = None
     n_groups = None
     if n_replicas >= 2:
-        spread = _replica_statistics(replica_d, confidence, n_bootstrap, rng)
+        spread = weighted_statistics(replica_d, None, confidence, n_bootstrap, rng)
         bootstrap_error, bootstrap_interval = spread['bootstrap_error'], spread['bootstrap_interval']
     if estimator == 'ols':
         d_value, d_error, interval = spread['mean'], spread['error'], spread['interval']
@@ -271,7 +254,7 @@ def estimate_diffusion(
             warnings.append('the replicas give exactly the same D: a zero spread is no error bar.')
     elif estimator == 'ion-groups':
         group_d = _slopes_to_d(_ols_slopes(time, groups.reshape(-1, time.size), indices)[0])
-        spread = ion_group_statistics(group_d, np.tile(sizes, n_replicas), confidence, n_bootstrap, rng)
+        spread = weighted_statistics(group_d, np.tile(sizes, n_replicas), confidence, n_bootstrap, rng)
         d_value, d_error, interval = spread['mean'], spread['error'], spread['interval']
         bootstrap_error, bootstrap_interval = spread['bootstrap_error'], spread['bootstrap_interval']
         n_groups = spread['n_groups']
@@ -364,7 +347,7 @@ def _add_collective(estimate, time, collective, paths, indices, confidence, n_bo
     sigma = float(replica_sigma.mean())
     sigma_error = None
     if collective.shape[0] >= 2:
-        sigma_error = _replica_statistics(replica_sigma, confidence, n_bootstrap, rng)['error']
+        sigma_error = weighted_statistics(replica_sigma, None, confidence, n_bootstrap, rng)['error']
     elif paths is not None and _uniform_from_zero(time):
         block = default_block_frames(time.size - 1, int(indices[0]))
         resampled = block_bootstrap_slopes(

@@ -3,7 +3,7 @@
 Both estimators make no assumption about the shape of the motion (cage rattles, jumps, back jumps and
 non-Gaussian displacements are all in the data they resample):
 
-- :func:`ion_group_statistics`: the tracer D of a trajectory is the size-weighted mean of the D of disjoint groups
+- :func:`weighted_statistics`: the tracer D of a trajectory is the size-weighted mean of the D of disjoint groups
   of its ions (the Einstein fit is linear in the MSD), so its standard error is that of a weighted mean of
   independent values, with a Student-t interval on ``k − 1`` degrees of freedom for ``k`` groups. Each group's
   D uses the whole trajectory, so every correlation in time is inside it; what it assumes is that the groups are
@@ -24,20 +24,21 @@ from .errors import AnalysisError
 _PATH_CHUNK = 32
 
 
-def ion_group_statistics(
-    group_values: np.ndarray, group_sizes: np.ndarray, confidence: float, n_bootstrap: int, rng
-) -> dict:
-    """Size-weighted mean of per-group values with its standard error, t-interval and a bootstrap over groups.
+def weighted_statistics(values, weights, confidence: float, n_bootstrap: int, rng) -> dict:
+    """Weighted mean of independent values with its standard error, t-interval and a bootstrap over the values.
 
-    :param group_values: one value per group (e.g. D in cm²/s of each ion group of each replica).
-    :param group_sizes: number of ions in each group (the weights).
+    With equal weights (``weights=None``) this is the mean ± ``s/√k`` of replicas; with the sizes of groups of ions
+    as weights, the size-weighted mean of the groups' D, which is the D of all their ions.
+
+    :param values: one value per independent unit (e.g. D in cm²/s of each replica, or of each ion group).
+    :param weights: the weight of each value (e.g. ions per group), or None for equal weights.
     :return: dict with ``mean``, ``error``, ``interval``, ``bootstrap_error``, ``bootstrap_interval``, ``n_groups``.
     """
-    values = np.asarray(group_values, dtype=float)
-    weights = np.asarray(group_sizes, dtype=float)
+    values = np.asarray(values, dtype=float)
+    weights = np.ones(values.shape) if weights is None else np.asarray(weights, dtype=float)
     k = values.size
     if k < 2 or weights.shape != values.shape:
-        raise AnalysisError(f'the ion-group error needs at least 2 groups of ions with sizes, got {k}.')
+        raise AnalysisError(f'an error from the spread needs at least 2 values with one weight each, got {k}.')
     weights = weights / weights.sum()
     mean = float(weights @ values)
     error = float(np.sqrt(k / (k - 1) * np.sum(weights**2 * (values - mean) ** 2)))

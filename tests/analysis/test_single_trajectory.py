@@ -13,7 +13,7 @@ import pytest
 from aiida_mlffdiff.analysis import estimate_diffusion, fit_einstein, msd_from_positions, tracer_msd
 from aiida_mlffdiff.analysis.einstein import local_loglog_slope
 from aiida_mlffdiff.analysis.msd import collective_msd_from_displacement, grouped_tracer_msd
-from aiida_mlffdiff.analysis.resampling import block_bootstrap_slopes, ion_group_statistics
+from aiida_mlffdiff.analysis.resampling import block_bootstrap_slopes, weighted_statistics
 from aiida_mlffdiff.analysis.synthetic import brownian_trajectory, hopping_diffusion_cm2_s, hopping_trajectory
 
 FRAME_PS = 0.05
@@ -92,7 +92,7 @@ def test_ion_groups_is_the_default_for_one_trajectory_and_equals_ols():
 
 def test_weighted_group_statistics():
     rng = np.random.default_rng(0)
-    stats = ion_group_statistics(np.array([1.0, 2.0, 4.0]), np.array([2, 1, 1]), 0.95, 500, rng)
+    stats = weighted_statistics(np.array([1.0, 2.0, 4.0]), np.array([2, 1, 1]), 0.95, 500, rng)
     assert stats['mean'] == pytest.approx((2 * 1 + 2 + 4) / 4)
     weights = np.array([0.5, 0.25, 0.25])
     expected = np.sqrt(3 / 2 * np.sum(weights**2 * (np.array([1.0, 2.0, 4.0]) - 2.0) ** 2))
