@@ -174,24 +174,30 @@ class EvaluateCalculation(CalcJob):
         spec.output('run_info', valid_type=orm.Dict, help='Versions, thread counts and timings (s) of the run.')
         spec.default_output_node = 'metrics'
 
+        # Failures of the job, its environment or its output are not results: such a node is never a cache source.
+        # Non-finite predictions (340) are a deterministic property of the model and the data and stay cacheable.
         spec.exit_code(
             300,
             'ERROR_MISSING_OUTPUT',
+            invalidates_cache=True,
             message='The driver left no usable output: {message}',
         )
         spec.exit_code(
             310,
             'ERROR_MODEL_LOAD_FAILED',
+            invalidates_cache=True,
             message='The engine environment could not load the model: {message}',
         )
         spec.exit_code(
             320,
             'ERROR_EVALUATION_FAILED',
+            invalidates_cache=True,
             message='The dataset could not be read or evaluated: {message}',
         )
         spec.exit_code(
             330,
             'ERROR_INCONSISTENT_OUTPUT',
+            invalidates_cache=True,
             message='The predictions do not match the dataset: {message}',
         )
         spec.exit_code(

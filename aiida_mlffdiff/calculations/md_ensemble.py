@@ -355,11 +355,18 @@ class MdEnsembleCalculation(CalcJob):
         spec.output('run_info', valid_type=orm.Dict, required=False, help='Versions, workers and timings (s).')
         spec.default_output_node = 'thermo'
 
-        spec.exit_code(300, 'ERROR_MISSING_OUTPUT', message='The driver left no usable output: {message}')
+        # Failures of the job or its environment are not results: such a node is never a cache source. Replicas
+        # that blew up (330, 340) are a deterministic result of the inputs (seeds included) and stay cacheable.
         spec.exit_code(
-            310, 'ERROR_MODEL_LOAD_FAILED', message='The engine environment could not load the model: {message}'
+            300, 'ERROR_MISSING_OUTPUT', invalidates_cache=True, message='The driver left no usable output: {message}'
         )
-        spec.exit_code(320, 'ERROR_MD_FAILED', message='The MD could not run: {message}')
+        spec.exit_code(
+            310,
+            'ERROR_MODEL_LOAD_FAILED',
+            invalidates_cache=True,
+            message='The engine environment could not load the model: {message}',
+        )
+        spec.exit_code(320, 'ERROR_MD_FAILED', invalidates_cache=True, message='The MD could not run: {message}')
         spec.exit_code(330, 'ERROR_ALL_REPLICAS_FAILED', message='Every replica failed: {message}')
         spec.exit_code(
             340,
