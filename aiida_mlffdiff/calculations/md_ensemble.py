@@ -63,7 +63,7 @@ from ..data.mlff_model import MlffModel
 from ..data.msd import MsdData
 from ..drivers import driver_path
 from ..environments.engines import ENGINES, SINGLE_THREAD
-from ..functions.parameters import REQUIRED, Option, one_of, positive, validate_parameters
+from ..parameters import REQUIRED, Option, one_of, positive, validate_parameters
 from .evaluate import ENGINE_EXTRA, model_code_problem
 
 __all__ = (

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from aiida.orm import TrajectoryData
 
 from ..analysis import AnalysisError
-from ..functions.msd import TrajectoryArrays
+
+
+@dataclass(frozen=True)
+class TrajectoryArrays:
+    """What the analysis needs from one trajectory: symbols, positions (Å, ``(frames, atoms, 3)``), fixed cell (Å)."""
+
+    symbols: list[str]
+    positions: np.ndarray
+    cell: np.ndarray
+    label: str = ''
+
 
 #: Our format names → ASE's.
 FORMATS = {'vasp-xdatcar': 'vasp-xdatcar', 'extxyz': 'extxyz', 'lammps-dump': 'lammps-dump-text'}

@@ -10,8 +10,8 @@ from aiida.orm import Dict
 
 from ..analysis import AnalysisError
 from ..analysis import fit_arrhenius as fit_arrhenius_arrays
+from ..parameters import Option, fraction, positive, validate_parameters
 from .exit_codes import exit_code
-from .parameters import Option, fraction, positive, validate_parameters
 from .serialization import json_safe
 
 ARRHENIUS_PARAMETERS = {

@@ -12,8 +12,8 @@ from ..analysis import AnalysisError, estimate_diffusion, nernst_einstein_conduc
 from ..analysis.einstein import DEFAULT_MAX_FRACTION, DEFAULT_MIN_LOGLOG_SLOPE
 from ..analysis.ensemble import ESTIMATORS
 from ..data.msd import MsdData
+from ..parameters import Option, fraction, one_of, positive, validate_parameters
 from .exit_codes import exit_code
-from .parameters import Option, fraction, one_of, positive, validate_parameters
 from .serialization import json_safe
 
 DIFFUSION_PARAMETERS = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from aiida.engine import calcfunction
@@ -13,8 +12,9 @@ from ase.data import atomic_masses, atomic_numbers
 from ..analysis import AnalysisError, msd_from_positions
 from ..analysis.units import FS_TO_PS
 from ..data.msd import MsdData
+from ..data.trajectories import TrajectoryArrays
+from ..parameters import REQUIRED, Option, fraction, one_of, positive, validate_parameters
 from .exit_codes import exit_code
-from .parameters import REQUIRED, Option, fraction, one_of, positive, validate_parameters
 
 MSD_PARAMETERS = {
     'species': Option(str, 'Li', 'chemical symbol of the mobile species'),
@@ -32,16 +32,6 @@ MSD_PARAMETERS = {
         float, 0.4, 'largest frame-to-frame move accepted when unwrapping (cell widths)', fraction
     ),
 }
-
-
-@dataclass(frozen=True)
-class TrajectoryArrays:
-    """What the analysis needs from one trajectory: symbols, positions (Å, ``(frames, atoms, 3)``), fixed cell (Å)."""
-
-    symbols: list[str]
-    positions: np.ndarray
-    cell: np.ndarray
-    label: str = ''
 
 
 def arrays_from_node(node: TrajectoryData, label: str = '') -> TrajectoryArrays:

@@ -24,8 +24,8 @@ import numpy as np
 from aiida.engine import calcfunction
 from aiida.orm import Dict, StructureData, TrajectoryData
 
+from ..parameters import REQUIRED, Option, validate_parameters
 from .exit_codes import exit_code
-from .parameters import REQUIRED, Option, validate_parameters
 
 #: Atoms closer than this (Å) in the input structure mean a broken structure.
 OVERLAP_A = 0.5

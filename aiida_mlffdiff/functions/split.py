@@ -10,8 +10,8 @@ from aiida.engine import calcfunction
 from aiida.orm import Dict
 
 from ..data.training_set import TrainingSet
+from ..parameters import Option, validate_parameters
 from .exit_codes import exit_code
-from .parameters import Option, validate_parameters
 
 PARTS = ('train', 'validation', 'test')
 

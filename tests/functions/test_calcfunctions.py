@@ -6,10 +6,9 @@ from aiida import orm
 
 from aiida_mlffdiff.analysis.units import KB_EV_PER_K
 from aiida_mlffdiff.data import MsdData
-from aiida_mlffdiff.data.trajectories import trajectory_node
+from aiida_mlffdiff.data.trajectories import TrajectoryArrays, trajectory_node
 from aiida_mlffdiff.functions import compute_diffusion, fit_arrhenius, msd_from_trajectories
 from aiida_mlffdiff.functions.exit_codes import EXIT_CODES
-from aiida_mlffdiff.functions.msd import TrajectoryArrays
 from tests.conftest import CELL, SYMBOLS
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from aiida_mlffdiff.functions.diffusion import DIFFUSION_PARAMETERS
 from aiida_mlffdiff.functions.msd import MSD_PARAMETERS
-from aiida_mlffdiff.functions.parameters import validate_parameters
+from aiida_mlffdiff.parameters import validate_parameters
 
 
 def test_defaults_and_int_to_float():

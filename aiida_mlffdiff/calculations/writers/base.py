@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from aiida_mlffdiff.functions.parameters import Option, validate_parameters
+from aiida_mlffdiff.parameters import Option, validate_parameters
 
 #: Hyper-parameter every architecture accepts under this name (a restart handler lowers it after a NaN loss).
 LEARNING_RATE_KEY = 'learning_rate'

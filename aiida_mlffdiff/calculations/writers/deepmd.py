@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from ase import Atoms
 
 from aiida_mlffdiff.data.converters import write_deepmd
-from aiida_mlffdiff.functions.parameters import Option, one_of
+from aiida_mlffdiff.parameters import Option, one_of
 
 from .base import Command, JobFiles, TrainingWriter, int_list, non_negative, positive_int, positive_number, symbol_list
 from .base import common_options as _common

@@ -10,7 +10,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from aiida_mlffdiff.data.converters import REF_ENERGY_KEY, REF_FORCES_KEY, REF_STRESS_KEY, write_extxyz
-from aiida_mlffdiff.functions.parameters import Option, one_of
+from aiida_mlffdiff.parameters import Option, one_of
 
 from .base import Command, JobFiles, TrainingWriter, common_options, int_list, positive_int, symbol_list
 

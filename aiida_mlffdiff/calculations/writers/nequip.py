@@ -17,7 +17,7 @@ import yaml
 from ase import Atoms
 
 from aiida_mlffdiff.data.converters import REF_ENERGY_KEY, REF_FORCES_KEY, REF_STRESS_KEY, write_extxyz
-from aiida_mlffdiff.functions.parameters import Option, one_of
+from aiida_mlffdiff.parameters import Option, one_of
 
 from .base import Command, JobFiles, TrainingWriter, common_options, positive_int, symbol_list
 

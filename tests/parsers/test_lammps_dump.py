@@ -8,14 +8,14 @@ from aiida import orm
 
 from aiida_mlffdiff.calculations.lammps_script import DUMP_FILE, EQUILIBRATION_FILE, THERMO_FILE
 from aiida_mlffdiff.calculations.md_ensemble import md_parameters
-from aiida_mlffdiff.functions.lammps_msd import (
+from aiida_mlffdiff.parsers.lammps_dump import (
     LAMMPS_STDOUT,
     lammps_run_stats,
-    msd_from_lammps_dumps,
     read_lammps_dump,
     read_thermo_file,
     replica_from_files,
 )
+from aiida_mlffdiff.workchains.lammps_ensemble import msd_from_lammps_dumps
 
 STDOUT = """LAMMPS (22 Jul 2025 - Update 2)
 Loop time of 0.5 on 1 procs for 100 steps with 12 atoms
@@ -181,7 +181,7 @@ def test_closest_pair_equals_the_neighbour_list(n_atoms):
     from ase import Atoms
     from ase.neighborlist import neighbor_list
 
-    from aiida_mlffdiff.functions.lammps_msd import driver_check
+    from aiida_mlffdiff.parsers.lammps_dump import driver_check
 
     driver_check()  # puts the driver module in place
     from aiida_mlffdiff.drivers.md_ensemble import closest_pair_A
@@ -211,7 +211,7 @@ def test_exact_state_check_recomputes_exactly_when_the_atoms_change():
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-    from aiida_mlffdiff.functions.lammps_msd import driver_check
+    from aiida_mlffdiff.parsers.lammps_dump import driver_check
 
     driver_check()  # puts the driver module in place
     from aiida_mlffdiff.drivers.md_ensemble import exact_state_check
@@ -251,7 +251,7 @@ def test_lean_run_gives_the_trajectory_of_ase_run(thermostat):
     from ase.build import bulk
     from ase.calculators.emt import EMT
 
-    from aiida_mlffdiff.functions.lammps_msd import driver_check
+    from aiida_mlffdiff.parsers.lammps_dump import driver_check
 
     driver_check()  # puts the driver module in place
     from aiida_mlffdiff.drivers.md_ensemble import langevin_fixcom_step, lean_run, make_dynamics
@@ -296,7 +296,7 @@ def test_langevin_fixcom_step_only_for_the_drivers_langevin():
     from ase.constraints import FixAtoms, FixCom
     from ase.md.langevin import Langevin
 
-    from aiida_mlffdiff.functions.lammps_msd import driver_check
+    from aiida_mlffdiff.parsers.lammps_dump import driver_check
 
     driver_check()  # puts the driver module in place
     from aiida_mlffdiff.drivers.md_ensemble import langevin_fixcom_step
@@ -320,7 +320,7 @@ def test_model_forces_keeps_the_cache_for_a_calculator_that_does_not_copy_the_at
     from ase.calculators.calculator import Calculator
     from ase.calculators.emt import EMT
 
-    from aiida_mlffdiff.functions.lammps_msd import driver_check
+    from aiida_mlffdiff.parsers.lammps_dump import driver_check
 
     driver_check()  # puts the driver module in place
     from aiida_mlffdiff.drivers.md_ensemble import exact_state_check, model_forces

@@ -1,12 +1,11 @@
-"""``msd_from_lammps_dumps``: the outputs of an :class:`MdEnsembleCalculation` from LAMMPS replicas' files.
+"""Readers of a LAMMPS replica's retrieved files (dump, thermo, stdout) into the arrays the ASE driver writes.
 
 Each replica's retrieved folder (a ``lammps.raw`` job written by :mod:`aiida_mlffdiff.calculations.lammps_script`)
 holds the production dump (unwrapped positions Å, velocities Å/ps, forces eV/Å of all atoms every sampling
-interval), the production and equilibration thermo files and LAMMPS' stdout. They are turned into the arrays the
-ASE driver writes (``positions_A`` of the mobile ions, ``framework_com_A``, ``time_ps``, ``status``, ...), and the
-MD ensemble parser's shared helpers (:func:`~aiida_mlffdiff.parsers.md_ensemble.ensemble_thermo`,
-:func:`~aiida_mlffdiff.parsers.md_ensemble.ensemble_msd`) make the ``thermo`` Dict and the ``msd`` MsdData, so
-both engines give the same outputs.
+interval), the production and equilibration thermo files and LAMMPS' stdout. :func:`replica_from_files` turns them
+into one replica's record (``positions`` of the mobile ions, ``com``, ``status``, ...); the calcfunction
+:func:`~aiida_mlffdiff.workchains.lammps_ensemble.msd_from_lammps_dumps` stacks the replicas and hands them to the
+MD ensemble parser's shared helpers, so that both engines give the same outputs.
 
 Blow-ups are found with the ASE driver's own per-sample check (:func:`aiida_mlffdiff.drivers.md_ensemble.check`:
 non-finite positions/energy/forces → ``nan``, two atoms closer than 0.5 Å → ``atoms_too_close``, T above 3 × the
@@ -24,17 +23,14 @@ from collections.abc import Callable
 
 import numpy as np
 from aiida import orm
-from aiida.engine import calcfunction
 
 from ..calculations.lammps_script import DUMP_COLUMNS, DUMP_FILE, EQUILIBRATION_FILE, THERMO_FILE
-from ..calculations.md_ensemble import build_atoms, md_parameters
-from ..parsers.md_ensemble import ensemble_msd, ensemble_thermo
 
 __all__ = (
     'LAMMPS_STDOUT',
     'driver_check',
+    'file_content',
     'lammps_run_stats',
-    'msd_from_lammps_dumps',
     'read_lammps_dump',
     'read_thermo_file',
     'replica_from_files',
@@ -129,7 +125,7 @@ def lammps_run_stats(stdout: str | None) -> dict:
     }
 
 
-def _content(folder: orm.FolderData | None, name: str) -> str | None:
+def file_content(folder: orm.FolderData | None, name: str) -> str | None:
     if folder is None or name not in folder.base.repository.list_object_names():
         return None
     return folder.base.repository.get_object_content(name)
@@ -224,81 +220,3 @@ def replica_from_files(files: dict[str, str | None], atoms, parameters: dict, se
         'energy_drift_eV_atom_ps': drift,
         'lammps': stats,
     }
-
-
-@calcfunction
-def msd_from_lammps_dumps(structure: orm.StructureData, parameters: orm.Dict, jobs: orm.Dict, **kwargs) -> dict:
-    """``msd`` (MsdData, if any replica is OK), ``thermo`` and ``run_info`` Dicts of a LAMMPS ensemble.
-
-    :param structure: the structure the replicas ran (repeated by the optional ``supercell`` List input).
-    :param parameters: the ensemble's MD parameters (validated again here; defaults completed).
-    :param jobs: per replica ``replica_<i>``: ``seed``, ``exit_status``, ``exit_message``, ``pk``.
-    :param kwargs: ``supercell`` (List, optional) and ``replica_<i>`` (FolderData: the retrieved files of the
-        replicas that got that far).
-    """
-    supercell = kwargs.get('supercell')
-    atoms = build_atoms(structure, supercell)
-    raw = {key: value for key, value in parameters.get_dict().items() if key != 'engine'}
-    values = md_parameters(raw, atoms.get_chemical_symbols())
-    job_info = jobs.get_dict()
-    names = sorted(job_info, key=lambda name: int(name.rsplit('_', 1)[-1]))
-    results = []
-    for name in names:
-        job = job_info[name]
-        folder = kwargs.get(name)
-        files = {key: _content(folder, key) for key in (DUMP_FILE, THERMO_FILE, EQUILIBRATION_FILE, LAMMPS_STDOUT)}
-        message = '' if job.get('exit_status') == 0 else f'job {job.get("pk")}: {job.get("exit_message") or "failed"}'
-        if folder is None:
-            result = replica_from_files({}, atoms, values, job['seed'], message)
-            result.update(status='error', message=message or 'nothing retrieved')
-        else:
-            result = replica_from_files(files, atoms, values, job['seed'], message)
-        results.append(result)
-
-    stride_ps = round(values['sampling_interval_fs'] / values['timestep_fs']) * values['timestep_fs'] / 1000.0
-    n_frames = results[0]['positions'].shape[0]
-    arrays = {
-        'positions_A': np.stack([r['positions'] for r in results]),
-        'framework_com_A': np.stack([r['com'] for r in results]),
-        'time_ps': np.arange(n_frames) * stride_ps,
-        'status': np.array([r['status'] for r in results]),
-        'n_frames_done': np.array([r['n_frames_done'] for r in results], dtype=np.int64),
-        'temperature_mean_K': np.array([r['temperature_mean_K'] for r in results]),
-        'temperature_std_K': np.array([r['temperature_std_K'] for r in results]),
-        'energy_drift_eV_atom_ps': np.array([r['energy_drift_eV_atom_ps'] for r in results]),
-        'seeds': np.array([r['seed'] for r in results], dtype=np.int64),
-    }
-    messages = {i: r['message'] for i, r in enumerate(results)}
-    thermo, ok = ensemble_thermo(arrays, messages, float(values['max_failed_fraction']))
-    loop_s = [r['lammps']['loop_s'] for r in results]
-    atom_steps = [r['lammps']['steps'] * r['lammps']['atoms'] for r in results]
-    total_loop = sum(loop_s)
-    run_info = {
-        'engine': 'lammps',
-        'lammps_version': next((r['lammps']['version'] for r in results if r['lammps']['version']), ''),
-        'n_atoms': len(atoms),
-        'replicas': [
-            {
-                'index': i,
-                'pk': job_info[name].get('pk'),
-                'seed': results[i]['seed'],
-                'status': results[i]['status'],
-                'loop_s': loop_s[i],
-                'md_steps': results[i]['lammps']['steps'],
-                'processes': results[i]['lammps']['processes'],
-            }
-            for i, name in enumerate(names)
-        ],
-        'atom_steps': sum(atom_steps),
-        'timing': {
-            'loop_s': total_loop,
-            'atom_steps_per_replica_s': sum(atom_steps) / total_loop if total_loop > 0 else None,
-        },
-    }
-    outputs = {'thermo': orm.Dict(thermo), 'run_info': orm.Dict(run_info)}
-    if ok:
-        source = f'LammpsEnsembleWorkChain ({len(ok)} of {len(results)} replicas): jobs ' + ', '.join(
-            str(job_info[name].get('pk')) for name in names
-        )
-        outputs['msd'] = ensemble_msd(arrays, ok, values, float(atoms.get_volume()), source)
-    return outputs
