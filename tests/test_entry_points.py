@@ -33,3 +33,15 @@ def test_failed_jobs_are_not_cache_sources(entry_point, invalidating, cacheable)
     own = {code.status: code.invalidates_cache for code in exit_codes.values() if 300 <= code.status < 400}
     assert {status for status, flag in own.items() if flag} == invalidating
     assert {status for status, flag in own.items() if not flag} == cacheable
+
+
+def test_driver_calcjobs_share_one_base():
+    """The evaluate and MD CalcJobs run a driver the same way (DriverCalculation) and share its exit codes."""
+    from aiida_mlffdiff.calculations.driver import DriverCalculation
+
+    for entry_point in ('mlffdiff.evaluate', 'mlffdiff.md_ensemble'):
+        cls = CalculationFactory(entry_point)
+        assert issubclass(cls, DriverCalculation)
+        assert cls.exit_codes.ERROR_MISSING_OUTPUT.status == 300
+        assert cls.exit_codes.ERROR_MODEL_LOAD_FAILED.status == 310
+        assert cls.spec().inputs['metadata']['options']['output_filename'].default == cls._STDOUT

@@ -15,15 +15,15 @@ from __future__ import annotations
 import re
 
 from aiida import orm
-from aiida.common.datastructures import CalcInfo, CodeInfo
+from aiida.common.datastructures import CalcInfo
 from aiida.common.folders import Folder
-from aiida.engine import CalcJob
 from ase.data import chemical_symbols
 
 from ..data.mlff_model import MlffModel
 from ..data.training_set import TrainingSet
 from ..drivers import driver_path
-from ..environments.engines import ENGINES, SINGLE_THREAD
+from ..environments.engines import ENGINES
+from .driver import DriverCalculation
 
 __all__ = ('PRETRAINED_MODELS', 'EvaluateCalculation', 'pretrained_model')
 
@@ -132,15 +132,16 @@ def model_code_problem(model: MlffModel, code) -> str | None:
     return None
 
 
-class EvaluateCalculation(CalcJob):
+class EvaluateCalculation(DriverCalculation):
     """Evaluate an MLFF model on every configuration of a training set (energies eV, forces eV/Å, stress eV/Å³)."""
 
     _DRIVER = 'evaluate_model.py'
-    _DATASET = 'dataset.extxyz'
-    _PREDICTIONS = 'predictions.npz'
+    _DATASET = _INPUT = 'dataset.extxyz'
+    _PREDICTIONS = _OUTPUT = 'predictions.npz'
     _INFO = 'evaluate.json'
     _STDOUT = 'evaluate.out'
     _STDERR = 'evaluate.err'
+    _PARSER = 'mlffdiff.evaluate'
 
     @classmethod
     def define(cls, spec):
@@ -158,12 +159,6 @@ class EvaluateCalculation(CalcJob):
             help='Threads of the engine process (torch, OpenMP, BLAS); one process per core is fastest on CPU.',
         )
         spec.inputs.validator = validate_inputs
-        options = spec.inputs['metadata']['options']
-        options['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
-        options['withmpi'].default = False
-        options['parser_name'].default = 'mlffdiff.evaluate'
-        options['input_filename'].default = cls._DATASET
-        options['output_filename'].default = cls._STDOUT
 
         spec.output('metrics', valid_type=orm.Dict, help='Error metrics, units in the keys (meV/atom, meV/Å, …).')
         spec.output(
@@ -174,20 +169,8 @@ class EvaluateCalculation(CalcJob):
         spec.output('run_info', valid_type=orm.Dict, help='Versions, thread counts and timings (s) of the run.')
         spec.default_output_node = 'metrics'
 
-        # Failures of the job, its environment or its output are not results: such a node is never a cache source.
+        # An unreadable dataset or inconsistent output is not a result either (300 and 310: DriverCalculation).
         # Non-finite predictions (340) are a deterministic property of the model and the data and stay cacheable.
-        spec.exit_code(
-            300,
-            'ERROR_MISSING_OUTPUT',
-            invalidates_cache=True,
-            message='The driver left no usable output: {message}',
-        )
-        spec.exit_code(
-            310,
-            'ERROR_MODEL_LOAD_FAILED',
-            invalidates_cache=True,
-            message='The engine environment could not load the model: {message}',
-        )
         spec.exit_code(
             320,
             'ERROR_EVALUATION_FAILED',
@@ -206,14 +189,9 @@ class EvaluateCalculation(CalcJob):
             message='The model predicted NaN or infinite values: {message}',
         )
 
-    def thread_variables(self) -> dict[str, str]:
-        """Thread variables of the job: one thread (or ``num_threads``), unless the user set them explicitly."""
-        threads = str(self.inputs.metadata.options.num_threads)
-        variables = {name: threads for name in SINGLE_THREAD}
-        for name, value in ENGINES[self.inputs.model.engine].environment.items():
-            variables[name] = threads if name.endswith('INTRA_OP_PARALLELISM_THREADS') else value
-        user = self.inputs.metadata.options.get('environment_variables', None) or {}
-        return {name: value for name, value in variables.items() if name not in user}
+    def environment_name(self) -> str:
+        """The model's own engine environment."""
+        return self.inputs.model.engine
 
     def cmdline(self) -> list[str]:
         """Arguments of the engine python: the driver and its options."""
@@ -236,27 +214,8 @@ class EvaluateCalculation(CalcJob):
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write the driver, copy the model file(s) and the dataset from the repository, and set the command line."""
-        model, dataset = self.inputs.model, self.inputs.dataset
+        dataset = self.inputs.dataset
         folder.insert_path(str(driver_path('evaluate_model')), self._DRIVER)
 
-        local_copy_list = [(dataset.uuid, TrainingSet.FILENAME, self._DATASET)]
-        if not model.pretrained:
-            for name in [model.filename, *model.extra_files]:
-                local_copy_list.append((model.uuid, name, name))
-
-        codeinfo = CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = self.cmdline()
-        codeinfo.stdout_name = self._STDOUT
-        codeinfo.stderr_name = self._STDERR
-
-        calcinfo = CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.remote_copy_list = []
-        calcinfo.retrieve_list = [self._PREDICTIONS, self._INFO, self._STDOUT, self._STDERR]
-        # model and dataset are input nodes already; local copies go straight to the working directory, but in a
-        # dry run they land in the sandbox, whose content is stored in the node's repository: keep them out of it
-        calcinfo.provenance_exclude_list = [self._DATASET, *(name for _, name, _ in local_copy_list[1:])]
-        calcinfo.prepend_text = '\n'.join(f'export {name}={value}' for name, value in self.thread_variables().items())
-        return calcinfo
+        local_copy_list = [(dataset.uuid, TrainingSet.FILENAME, self._DATASET), *self.model_copy_list()]
+        return self.driver_calcinfo(self.cmdline(), local_copy_list, threads=self.inputs.metadata.options.num_threads)

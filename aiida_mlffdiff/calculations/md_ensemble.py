@@ -55,15 +55,14 @@ from __future__ import annotations
 import json
 
 from aiida import orm
-from aiida.common.datastructures import CalcInfo, CodeInfo
+from aiida.common.datastructures import CalcInfo
 from aiida.common.folders import Folder
-from aiida.engine import CalcJob
 
 from ..data.mlff_model import MlffModel
 from ..data.msd import MsdData
 from ..drivers import driver_path
-from ..environments.engines import ENGINES, SINGLE_THREAD
 from ..parameters import REQUIRED, Option, one_of, positive, validate_parameters
+from .driver import DriverCalculation
 from .evaluate import ENGINE_EXTRA, model_code_problem
 
 __all__ = (
@@ -317,17 +316,18 @@ def validate_inputs(value, _=None) -> str | None:
     return engine_problem(model, resolve_engine(engine, code), code)
 
 
-class MdEnsembleCalculation(CalcJob):
+class MdEnsembleCalculation(DriverCalculation):
     """Independent MD replicas of one model at one temperature (ASE or torch-sim); MSD of the mobile species."""
 
     _DRIVER = 'md_ensemble.py'
     _SHARED_DRIVER = 'evaluate_model.py'
     _STRUCTURE = 'structure.extxyz'
-    _CONFIG = 'md_ensemble.json'
+    _CONFIG = _INPUT = 'md_ensemble.json'
     _OUTPUT = 'md_ensemble.npz'
     _INFO = 'md_ensemble_info.json'
     _STDOUT = 'md_ensemble.out'
     _STDERR = 'md_ensemble.err'
+    _PARSER = 'mlffdiff.md_ensemble'
 
     @classmethod
     def define(cls, spec):
@@ -343,29 +343,14 @@ class MdEnsembleCalculation(CalcJob):
         )
         spec.input('parameters', valid_type=orm.Dict, help='MD settings; see the module docstring (units in keys).')
         spec.inputs.validator = validate_inputs
-        options = spec.inputs['metadata']['options']
-        options['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
-        options['withmpi'].default = False
-        options['parser_name'].default = 'mlffdiff.md_ensemble'
-        options['input_filename'].default = cls._CONFIG
-        options['output_filename'].default = cls._STDOUT
 
         spec.output('msd', valid_type=MsdData, required=False, help='Tracer and collective MSD of the OK replicas.')
         spec.output('thermo', valid_type=orm.Dict, help='Per-replica status, mean/std T (K), energy drift.')
         spec.output('run_info', valid_type=orm.Dict, required=False, help='Versions, workers and timings (s).')
         spec.default_output_node = 'thermo'
 
-        # Failures of the job or its environment are not results: such a node is never a cache source. Replicas
-        # that blew up (330, 340) are a deterministic result of the inputs (seeds included) and stay cacheable.
-        spec.exit_code(
-            300, 'ERROR_MISSING_OUTPUT', invalidates_cache=True, message='The driver left no usable output: {message}'
-        )
-        spec.exit_code(
-            310,
-            'ERROR_MODEL_LOAD_FAILED',
-            invalidates_cache=True,
-            message='The engine environment could not load the model: {message}',
-        )
+        # 300 and 310 (job and environment failures, never cache sources): DriverCalculation. Replicas that blew up
+        # (330, 340) are a deterministic result of the inputs (seeds included) and stay cacheable.
         spec.exit_code(320, 'ERROR_MD_FAILED', invalidates_cache=True, message='The MD could not run: {message}')
         spec.exit_code(330, 'ERROR_ALL_REPLICAS_FAILED', message='Every replica failed: {message}')
         spec.exit_code(
@@ -384,14 +369,9 @@ class MdEnsembleCalculation(CalcJob):
         """The MD engine of this job (``ase`` or ``torchsim``)."""
         return resolve_engine(self.inputs.parameters.get_dict().get('engine'), self.inputs.code)
 
-    def thread_variables(self) -> dict[str, str]:
-        """One thread per worker process, unless the user set the variables explicitly."""
-        variables = dict(SINGLE_THREAD)
-        environment = ENGINES.get(engine_environment(self.inputs.model, self.engine))
-        for name, value in (environment.environment if environment is not None else {}).items():
-            variables[name] = '1' if name.endswith('INTRA_OP_PARALLELISM_THREADS') else value
-        user = self.inputs.metadata.options.get('environment_variables', None) or {}
-        return {name: value for name, value in variables.items() if name not in user}
+    def environment_name(self) -> str:
+        """The environment whose python runs the model with this job's engine (e.g. ``torchsim-nequip``)."""
+        return engine_environment(self.inputs.model, self.engine)
 
     def driver_config(self, atoms) -> dict:
         model = self.inputs.model
@@ -409,7 +389,6 @@ class MdEnsembleCalculation(CalcJob):
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write the drivers, the structure and the settings; copy the model file(s) from the repository."""
-        model = self.inputs.model
         folder.insert_path(str(driver_path('md_ensemble')), self._DRIVER)
         folder.insert_path(str(driver_path('evaluate_model')), self._SHARED_DRIVER)
         if self.engine == 'torchsim':
@@ -420,30 +399,5 @@ class MdEnsembleCalculation(CalcJob):
         with folder.open(self._CONFIG, 'w') as handle:
             json.dump(self.driver_config(atoms), handle, indent=2, sort_keys=True)
 
-        local_copy_list = []
-        if not model.pretrained:
-            for name in [model.filename, *model.extra_files]:
-                local_copy_list.append((model.uuid, name, name))
-
-        codeinfo = CodeInfo()
-        codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = [
-            DRIVERS[self.engine],
-            '--config',
-            self._CONFIG,
-            '--output',
-            self._OUTPUT,
-            '--info',
-            self._INFO,
-        ]
-        codeinfo.stdout_name = self._STDOUT
-        codeinfo.stderr_name = self._STDERR
-
-        calcinfo = CalcInfo()
-        calcinfo.codes_info = [codeinfo]
-        calcinfo.local_copy_list = local_copy_list
-        calcinfo.remote_copy_list = []
-        calcinfo.retrieve_list = [self._OUTPUT, self._INFO, self._STDOUT, self._STDERR]
-        calcinfo.provenance_exclude_list = [name for _, name, _ in local_copy_list]
-        calcinfo.prepend_text = '\n'.join(f'export {name}={value}' for name, value in self.thread_variables().items())
-        return calcinfo
+        cmdline = [DRIVERS[self.engine], '--config', self._CONFIG, '--output', self._OUTPUT, '--info', self._INFO]
+        return self.driver_calcinfo(cmdline, self.model_copy_list())  # one thread per worker process
