@@ -37,11 +37,9 @@ FLOORS = {
     'cli': 6,
 }
 #: Stand-alone scripts run by an engine's python: they import nothing of the package, and the package imports only
-#: ``aiida_mlffdiff.drivers`` itself (``driver_path``), never a driver module ...
+#: ``aiida_mlffdiff.drivers`` itself (``driver_path``) and the MD core shared by every engine, never a driver script.
 DRIVERS = 'drivers'
-#: ... except here: the LAMMPS readers reuse the ASE driver's per-sample check (issue 15, item 4: one MD-ensemble core
-#: module in drivers/ that the parsers use replaces this import).
-DRIVER_IMPORTS_TO_REMOVE = {('parsers/lammps_dump.py', 'aiida_mlffdiff.drivers.md_ensemble')}
+DRIVER_MODULES_THE_PACKAGE_MAY_IMPORT = ('aiida_mlffdiff.drivers', 'aiida_mlffdiff.drivers.md_core')
 
 
 def _imports(path: Path) -> list[str]:
@@ -94,8 +92,8 @@ def test_imports_go_only_downward():
             if own == DRIVERS:
                 problems.append(f'{relative} (a driver) imports {name}')
             elif unit == DRIVERS:
-                if name not in ('aiida_mlffdiff.drivers',) and (relative, name) not in DRIVER_IMPORTS_TO_REMOVE:
-                    problems.append(f'{relative} imports the driver module {name}')
+                if name not in DRIVER_MODULES_THE_PACKAGE_MAY_IMPORT:
+                    problems.append(f'{relative} imports the driver script {name}')
             elif FLOORS[unit] >= FLOORS[own]:
                 problems.append(f'{relative} (floor {FLOORS[own]}) imports {name} (floor {FLOORS[unit]})')
     assert not problems, '\n'.join(problems)
@@ -109,3 +107,19 @@ def test_the_readme_layout_names_every_folder():
             assert f'  {unit}/' in layout, unit
         else:
             assert f'  {unit}.py' in layout, unit
+
+
+def test_the_md_core_stands_alone():
+    """The MD core is imported by the drivers (as ``md_core``) and by the daemon: the standard library and numpy at
+    import, ASE only inside the functions that need it, nothing of the package or its sibling scripts."""
+    tree = ast.parse((PACKAGE / DRIVERS / 'md_core.py').read_text(encoding='utf-8'))
+    top = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    names = {alias.name for node in top if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module for node in top if isinstance(node, ast.ImportFrom)}
+    assert names <= {'__future__', 'math'}, names
+    inner = {
+        (node.module or '').split('.')[0] if isinstance(node, ast.ImportFrom) else node.names[0].name.split('.')[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and node not in top
+    }
+    assert inner <= {'numpy', 'ase'}, inner

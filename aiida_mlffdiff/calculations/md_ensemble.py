@@ -61,6 +61,7 @@ from aiida.common.folders import Folder
 from ..data.mlff_model import MlffModel
 from ..data.msd import MsdData
 from ..drivers import driver_path
+from ..drivers.md_core import DEFAULT_COUPLING, MIN_DISTANCE_A, THERMOSTATS
 from ..parameters import REQUIRED, Option, one_of, positive, validate_parameters
 from .driver import DriverCalculation
 from .evaluate import ENGINE_EXTRA, model_code_problem
@@ -90,14 +91,10 @@ DEFAULT_ENGINE = {'mace': 'ase', 'nequip': 'torchsim', 'deepmd': 'torchsim', 'ch
 #: Above this many atoms per replica batching no longer pays on CPU for these architectures (DeePMD at 416 atoms:
 #: ASE ≈ 4 100–5 600 atom-steps per CPU-second against torch-sim's ≈ 2 100; NequIP: a tie).
 BATCH_PAYS_UP_TO_ATOMS = {'nequip': 416, 'deepmd': 200}
-#: Driver script per engine (the torch-sim one imports the ASE one).
+#: Driver script per engine (the torch-sim one imports the ASE one; both import the MD core, md_core.py).
 DRIVERS = {'ase': 'md_ensemble.py', 'torchsim': 'md_ensemble_torchsim.py'}
-THERMOSTATS = ('langevin', 'bussi', 'nose_hoover')
-#: Default coupling per thermostat: Langevin friction (1/fs), Bussi τ and Nosé–Hoover damping time (fs).
-DEFAULT_COUPLING = {'langevin': 0.001, 'bussi': 100.0, 'nose_hoover': 100.0}
 #: Largest timestep (fs) accepted: with hydrogen, without.
 MAX_TIMESTEP_FS = {'H': 2.0, 'default': 5.0}
-MIN_DISTANCE_A = 0.5
 
 
 def _non_negative(value) -> str | None:
@@ -321,6 +318,7 @@ class MdEnsembleCalculation(DriverCalculation):
 
     _DRIVER = 'md_ensemble.py'
     _SHARED_DRIVER = 'evaluate_model.py'
+    _CORE = 'md_core.py'
     _STRUCTURE = 'structure.extxyz'
     _CONFIG = _INPUT = 'md_ensemble.json'
     _OUTPUT = 'md_ensemble.npz'
@@ -391,6 +389,7 @@ class MdEnsembleCalculation(DriverCalculation):
         """Write the drivers, the structure and the settings; copy the model file(s) from the repository."""
         folder.insert_path(str(driver_path('md_ensemble')), self._DRIVER)
         folder.insert_path(str(driver_path('evaluate_model')), self._SHARED_DRIVER)
+        folder.insert_path(str(driver_path('md_core')), self._CORE)
         if self.engine == 'torchsim':
             folder.insert_path(str(driver_path('md_ensemble_torchsim')), DRIVERS['torchsim'])
         atoms = build_atoms(self.inputs.structure, self.inputs.get('supercell'))

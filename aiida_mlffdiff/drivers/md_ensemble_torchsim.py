@@ -58,13 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # the sibling drivers, shipped next to this one
 from evaluate_model import EXIT_MODEL_LOAD_FAILED, DriverError, set_threads, version
-from md_ensemble import (
-    DEFAULT_COUPLING,
-    MIN_DISTANCE_A,
-    RUNAWAY_FACTOR,
-    closest_pair_A,
-    run_driver,
-)
+from md_core import DEFAULT_COUPLING, sample_problem
+from md_ensemble import run_driver
 
 #: Architectures this driver can batch, and the distribution of their torch-sim wrapper.
 TORCHSIM_WRAPPERS = {'nequip': 'nequip', 'deepmd': 'deepmd-torchsim', 'mace': 'mace-torch'}
@@ -193,34 +188,17 @@ def integrator(config: dict):
 
 def check_batch(state, template, target_K: float) -> list[tuple[str, str]]:  # noqa: N803
     """Per system of the batch: ``('ok', '')`` or the problem and a one-line message (as ``md_ensemble.check``)."""
-    import numpy as np
 
     n_atoms = len(template)
     positions = state.positions.detach().cpu().numpy().reshape(-1, n_atoms, 3)
     forces = state.forces.detach().cpu().numpy().reshape(-1, n_atoms, 3)
     energies = state.energy.detach().cpu().numpy().reshape(-1)
     temperatures = state.calc_temperature().detach().cpu().numpy().reshape(-1)
-    results = []
     cell = template.cell[:]
-    for system in range(positions.shape[0]):
-        if not np.isfinite(positions[system]).all():
-            results.append(('nan', 'non-finite positions'))
-            continue
-        if not (math.isfinite(energies[system]) and np.isfinite(forces[system]).all()):
-            results.append(('nan', 'non-finite energy or forces'))
-            continue
-        closest = closest_pair_A(positions[system], cell)
-        if closest is not None:
-            results.append(('atoms_too_close', f'two atoms {closest:.3f} Å apart (< {MIN_DISTANCE_A} Å)'))
-            continue
-        temperature = float(temperatures[system])
-        if not math.isfinite(temperature):
-            results.append(('nan', 'non-finite temperature'))
-        elif temperature > RUNAWAY_FACTOR * target_K:
-            results.append(('temperature_runaway', f'T = {temperature:.0f} K > {RUNAWAY_FACTOR:g} × {target_K:g} K'))
-        else:
-            results.append(('ok', ''))
-    return results
+    return [
+        sample_problem(positions[system], cell, float(energies[system]), forces[system], temperatures[system], target_K)
+        for system in range(positions.shape[0])
+    ]
 
 
 _MODEL = {}

@@ -7,7 +7,7 @@ into one replica's record (``positions`` of the mobile ions, ``com``, ``status``
 :func:`~aiida_mlffdiff.workchains.lammps_ensemble.msd_from_lammps_dumps` stacks the replicas and hands them to the
 MD ensemble parser's shared helpers, so that both engines give the same outputs.
 
-Blow-ups are found with the ASE driver's own per-sample check (:func:`aiida_mlffdiff.drivers.md_ensemble.check`:
+Blow-ups are found with the per-sample check every engine uses (:func:`aiida_mlffdiff.drivers.md_core.check`:
 non-finite positions/energy/forces → ``nan``, two atoms closer than 0.5 Å → ``atoms_too_close``, T above 3 × the
 target → ``temperature_runaway``), applied to every production frame rebuilt as ASE atoms with the dumped forces,
 velocities and the potential energy of the thermo file; the equilibration is checked on its thermo (non-finite
@@ -18,17 +18,15 @@ LAMMPS error line.
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Callable
 
 import numpy as np
 from aiida import orm
 
 from ..calculations.lammps_script import DUMP_COLUMNS, DUMP_FILE, EQUILIBRATION_FILE, THERMO_FILE
+from ..drivers.md_core import RUNAWAY_FACTOR, check
 
 __all__ = (
     'LAMMPS_STDOUT',
-    'driver_check',
     'file_content',
     'lammps_run_stats',
     'read_lammps_dump',
@@ -39,20 +37,6 @@ __all__ = (
 LAMMPS_STDOUT = 'lammps.out'
 _LOOP = re.compile(r'Loop time of\s+(\S+)\s+on\s+(\d+)\s+procs\s+for\s+(\d+)\s+steps\s+with\s+(\d+)\s+atoms')
 _VERSION = re.compile(r'^LAMMPS \((.+)\)', re.MULTILINE)
-
-
-def driver_check() -> tuple[Callable, float]:
-    """The ASE driver's per-sample check ``check(atoms, target_K) -> (status, message)`` and its runaway factor.
-
-    The driver is a stand-alone script that imports its sibling ``evaluate_model`` by putting its own folder on
-    ``sys.path``; that entry is removed again after the import.
-    """
-    before = list(sys.path)
-    try:
-        from ..drivers import md_ensemble as driver
-    finally:
-        sys.path[:] = before
-    return driver.check, driver.RUNAWAY_FACTOR
 
 
 def read_lammps_dump(text: str, columns: tuple[str, ...] = DUMP_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +125,6 @@ def replica_from_files(files: dict[str, str | None], atoms, parameters: dict, se
     from ase import units
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    check, runaway = driver_check()
     target = float(parameters['temperature_K'])
     timestep = float(parameters['timestep_fs'])
     stride = round(float(parameters['sampling_interval_fs']) / timestep)
@@ -161,9 +144,9 @@ def replica_from_files(files: dict[str, str | None], atoms, parameters: dict, se
     for step, temperature, pe, _, _ in equilibration:
         if not (np.isfinite(temperature) and np.isfinite(pe)):
             status, message = 'nan', f'equilibration step {step:.0f}: non-finite energy or temperature'
-        elif temperature > runaway * target:
+        elif temperature > RUNAWAY_FACTOR * target:
             status = 'temperature_runaway'
-            message = f'equilibration step {step:.0f}: T = {temperature:.0f} K > {runaway:g} × {target:g} K'
+            message = f'equilibration step {step:.0f}: T = {temperature:.0f} K > {RUNAWAY_FACTOR:g} × {target:g} K'
         if status != 'ok':
             break
 

@@ -84,12 +84,14 @@ def test_prepare(stand_in_model, engine_python, lpsc_structure, tmp_path):
     sandbox = tmp_path / 'sandbox'
     assert sorted(folder.get_content_list()) == [
         'evaluate_model.py',
+        'md_core.py',
         'md_ensemble.json',
         'md_ensemble.py',
         'structure.extxyz',
     ]
     assert (sandbox / 'md_ensemble.py').read_text() == driver_path('md_ensemble').read_text()
     assert (sandbox / 'evaluate_model.py').read_text() == driver_path('evaluate_model').read_text()
+    assert (sandbox / 'md_core.py').read_text() == driver_path('md_core').read_text()
     config = json.loads((sandbox / 'md_ensemble.json').read_text())
     assert config['workers'] == 2
     assert config['threads'] == 1

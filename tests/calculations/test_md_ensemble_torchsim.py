@@ -80,6 +80,7 @@ def test_prepare_torchsim(stand_in, python_code, lpsc_structure, tmp_path):
     calcinfo = process.prepare_for_submission(Folder(str(sandbox)))
     assert sorted(p.name for p in sandbox.iterdir()) == [
         'evaluate_model.py',
+        'md_core.py',
         'md_ensemble.json',
         'md_ensemble.py',
         'md_ensemble_torchsim.py',

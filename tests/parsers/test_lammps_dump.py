@@ -181,10 +181,7 @@ def test_closest_pair_equals_the_neighbour_list(n_atoms):
     from ase import Atoms
     from ase.neighborlist import neighbor_list
 
-    from aiida_mlffdiff.parsers.lammps_dump import driver_check
-
-    driver_check()  # puts the driver module in place
-    from aiida_mlffdiff.drivers.md_ensemble import closest_pair_A
+    from aiida_mlffdiff.drivers.md_core import closest_pair_A
 
     rng = np.random.default_rng(n_atoms)
     scale = (n_atoms / 30) ** (1 / 3)
@@ -211,9 +208,7 @@ def test_exact_state_check_recomputes_exactly_when_the_atoms_change():
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-    from aiida_mlffdiff.parsers.lammps_dump import driver_check
-
-    driver_check()  # puts the driver module in place
+    # the driver script puts its own folder on sys.path to import its siblings (md_core, evaluate_model)
     from aiida_mlffdiff.drivers.md_ensemble import exact_state_check
 
     atoms = bulk('Cu', cubic=True).repeat((2, 2, 2))
@@ -251,9 +246,7 @@ def test_lean_run_gives_the_trajectory_of_ase_run(thermostat):
     from ase.build import bulk
     from ase.calculators.emt import EMT
 
-    from aiida_mlffdiff.parsers.lammps_dump import driver_check
-
-    driver_check()  # puts the driver module in place
+    # the driver script puts its own folder on sys.path to import its siblings (md_core, evaluate_model)
     from aiida_mlffdiff.drivers.md_ensemble import langevin_fixcom_step, lean_run, make_dynamics
 
     config = {'timestep_fs': 2.0, 'temperature_K': 600.0, 'thermostat': thermostat, 'coupling': None}
@@ -296,9 +289,7 @@ def test_langevin_fixcom_step_only_for_the_drivers_langevin():
     from ase.constraints import FixAtoms, FixCom
     from ase.md.langevin import Langevin
 
-    from aiida_mlffdiff.parsers.lammps_dump import driver_check
-
-    driver_check()  # puts the driver module in place
+    # the driver script puts its own folder on sys.path to import its siblings (md_core, evaluate_model)
     from aiida_mlffdiff.drivers.md_ensemble import langevin_fixcom_step
 
     def dynamics(constraints, fixcm=False):
@@ -320,9 +311,7 @@ def test_model_forces_keeps_the_cache_for_a_calculator_that_does_not_copy_the_at
     from ase.calculators.calculator import Calculator
     from ase.calculators.emt import EMT
 
-    from aiida_mlffdiff.parsers.lammps_dump import driver_check
-
-    driver_check()  # puts the driver module in place
+    # the driver script puts its own folder on sys.path to import its siblings (md_core, evaluate_model)
     from aiida_mlffdiff.drivers.md_ensemble import exact_state_check, model_forces
 
     class Forgetful(Calculator):
