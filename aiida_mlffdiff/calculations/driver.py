@@ -13,7 +13,7 @@ from typing import ClassVar
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
-from ..environments.engines import ENGINES, SINGLE_THREAD
+from ..environments.engines import thread_variables
 
 __all__ = ('DriverCalculation',)
 
@@ -60,13 +60,8 @@ class DriverCalculation(CalcJob):
     def thread_variables(self, threads: int = 1) -> dict[str, str]:
         """``threads`` threads for torch, OpenMP and BLAS, plus the engine environment's own variables (its
         intra-op thread count set to ``threads`` too), except those the user set in ``environment_variables``."""
-        count = str(threads)
-        variables = {name: count for name in SINGLE_THREAD}
-        environment = ENGINES.get(self.environment_name())
-        for name, value in (environment.environment if environment is not None else {}).items():
-            variables[name] = count if name.endswith('INTRA_OP_PARALLELISM_THREADS') else value
         user = self.inputs.metadata.options.get('environment_variables', None) or {}
-        return {name: value for name, value in variables.items() if name not in user}
+        return thread_variables(self.environment_name(), threads, user)
 
     def model_copy_list(self) -> list[tuple[str, str, str]]:
         """``local_copy_list`` entries of the model's file(s) (none for a pretrained model: its package has them)."""

@@ -19,21 +19,14 @@ from aiida.engine.processes.calcjobs.calcjob import validate_calc_job
 
 from aiida_mlffdiff.data.mlff_model import MlffModel
 from aiida_mlffdiff.data.training_set import TrainingSet
+from aiida_mlffdiff.environments.engines import thread_variables
 
 from .writers import WRITERS, get_protocol_parameters, get_writer
 
-#: Thread settings of every training job: one thread per process (ENGINES.md: oversubscription costs 3–15×).
+#: Thread settings of every training job: one thread per process (docs/engine_facts.md: oversubscription costs 3–15×).
 #: The DeePMD variables switch off its data-loader workers and pin its intra/inter-op thread pools; MACE and NequIP
 #: (torch) follow OMP_NUM_THREADS; TORCHINDUCTOR_COMPILE_THREADS=1 keeps nequip-compile from forking a worker pool.
-THREAD_ENVIRONMENT = {
-    'OMP_NUM_THREADS': '1',
-    'MKL_NUM_THREADS': '1',
-    'OPENBLAS_NUM_THREADS': '1',
-    'NUM_WORKERS': '0',
-    'DP_INTRA_OP_PARALLELISM_THREADS': '1',
-    'DP_INTER_OP_PARALLELISM_THREADS': '1',
-    'TORCHINDUCTOR_COMPILE_THREADS': '1',
-}
+THREAD_ENVIRONMENT = {**thread_variables('deepmd'), 'TORCHINDUCTOR_COMPILE_THREADS': '1'}
 
 
 def _default_environment() -> dict[str, str]:

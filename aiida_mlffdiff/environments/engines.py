@@ -1,4 +1,4 @@
-"""The engines and their pinned requirements (see ../shared/ENGINES.md for why each pin is what it is).
+"""The engines and their pinned requirements (docs/engine_facts.md says why each pin is what it is).
 
 MACE and NequIP pin incompatible e3nn versions; DeePMD-kit's wheels need torch 2.11: three environments.
 Torch comes first in every install so that nothing pulls a CUDA build where a CPU build is available.
@@ -6,6 +6,7 @@ Torch comes first in every install so that nothing pulls a CUDA build where a CP
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 #: Variables every engine process gets: one thread per process (oversubscription costs 3–15× here).
@@ -145,3 +146,20 @@ ENGINES: dict[str, EngineSpec] = {
         ),
     )
 }
+
+
+def thread_variables(
+    environment: str | None, threads: int = 1, user: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The thread variables of a job in ``environment``: ``threads`` threads for torch, OpenMP and BLAS, plus the
+    environment's own variables (its intra-op thread count set to ``threads`` too), without those the user set.
+
+    The one recipe for every job that runs an engine (driver CalcJobs, LAMMPS replicas; training sets the same
+    variables as defaults of its ``environment_variables``).
+    """
+    count = str(threads)
+    variables = {name: count for name in SINGLE_THREAD}
+    spec = ENGINES.get(environment) if environment is not None else None
+    for name, value in (spec.environment if spec is not None else {}).items():
+        variables[name] = count if name.endswith('INTRA_OP_PARALLELISM_THREADS') else value
+    return {name: value for name, value in variables.items() if name not in (user or {})}

@@ -50,7 +50,7 @@ from ..calculations.md_ensemble import (
     validate_inputs,
 )
 from ..data.mlff_model import MlffModel
-from ..environments.engines import ENGINES, SINGLE_THREAD
+from ..environments.engines import thread_variables
 from ..parsers.lammps_dump import LAMMPS_STDOUT, file_content, replica_from_files
 from ..parsers.md_ensemble import ensemble_msd, ensemble_thermo, failure_summary, too_many_failed
 
@@ -156,10 +156,8 @@ class LammpsEnsembleWorkChain(WorkChain):
         options = dict(self.inputs.get('options', None) or {})
         options.setdefault('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
         options.setdefault('withmpi', False)
-        variables = dict(SINGLE_THREAD)
-        variables.update(ENGINES[ENGINE].environment)
-        variables.update(options.get('environment_variables') or {})
-        options['environment_variables'] = variables
+        user = options.get('environment_variables') or {}
+        options['environment_variables'] = {**thread_variables(ENGINE, 1, user), **user}
         return options
 
     def run_replicas(self):

@@ -172,7 +172,7 @@ def test_prepare_nequip(train_inputs, tmp_path):
     assert 'csv_log/metrics.csv' in calcinfo.retrieve_list
 
     config = yaml.safe_load((tmp_path / 'config.yaml').read_text())
-    assert config['trainer']['check_val_every_n_epoch'] == 1, 'ENGINES.md: less often corrupts EMA checkpoints'
+    assert config['trainer']['check_val_every_n_epoch'] == 1, 'engine facts: less often corrupts EMA'
     assert config['trainer']['max_epochs'] == 5
     assert config['hydra']['run']['dir'] == '.'
     assert config['seed'] == 7

@@ -74,3 +74,20 @@ def test_setup_command_builds_and_registers(env_root, aiida_profile_clean, aiida
     again = runner.invoke(cmd_root, ['setup', '--engines', 'bare', '--computer', aiida_localhost.label])
     assert 'bare: reused' in again.output
     assert 'reusing code mlffdiff-bare-python' in again.output
+
+
+def test_thread_variables_one_recipe():
+    """Every engine job's thread variables come from one function: threads for torch/OpenMP/BLAS and the engine's
+    intra-op pool, the engine's other variables as they are, nothing the user set."""
+    from aiida_mlffdiff.environments.engines import thread_variables
+
+    assert thread_variables('mace') == {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1'}
+    deepmd = thread_variables('deepmd', 2, {'MKL_NUM_THREADS': '4'})
+    assert deepmd == {
+        'OMP_NUM_THREADS': '2',
+        'OPENBLAS_NUM_THREADS': '2',
+        'NUM_WORKERS': '0',
+        'DP_INTRA_OP_PARALLELISM_THREADS': '2',
+        'DP_INTER_OP_PARALLELISM_THREADS': '1',
+    }
+    assert thread_variables(None) == thread_variables('no-such-environment') == thread_variables('mace')

@@ -37,7 +37,8 @@ def _fraction_check(value) -> str | None:
 class MaceWriter(TrainingWriter):
     """MACE: ``mace_run_train`` on ``train.xyz``/``valid.xyz``; deploys the TorchScript ``mlff_compiled.model``.
 
-    The compiled model is the one to deploy (ENGINES.md: it also loads under e3nn 0.6, the pickled one does not).
+    The compiled model is the one to deploy (docs/engine_facts.md: it also loads under e3nn 0.6, the pickled one
+    does not).
     Learning curve: ``results/mlff_run-SEED_train.txt`` (JSON lines); final errors: the error table in the log.
     """
 

@@ -44,7 +44,7 @@ class NequipWriter(TrainingWriter):
     """NequIP: ``nequip-train`` (Hydra config ``config.yaml``) then ``nequip-compile`` to ``model.nequip.pt2``.
 
     ``check_val_every_n_epoch`` stays 1: validating less often together with checkpointing produced corrupt EMA
-    checkpoints (ENGINES.md). The best checkpoint (lowest validation weighted sum, EMA weights) is compiled.
+    checkpoints (docs/engine_facts.md). The best checkpoint (lowest validation weighted sum, EMA weights) is compiled.
     """
 
     architecture = 'nequip'
