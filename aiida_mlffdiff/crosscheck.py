@@ -19,13 +19,13 @@ import numpy as np
 KINISI_LAGS = 100
 
 
-def _with_anchor(positions_A: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, list[str]]:  # noqa: N803
+def _with_anchor(positions_A: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Mobile ions plus one motionless framework atom at the cell centre."""
     anchor = np.broadcast_to(0.5 * np.asarray(cell).sum(axis=0), (positions_A.shape[0], 1, 3))
     return np.concatenate([positions_A, anchor], axis=1), ['Li'] * positions_A.shape[1] + ['O']
 
 
-def pymatgen_estimate(positions_A, cell, frame_interval_ps: float, window: tuple[float, float]) -> dict:  # noqa: N803
+def pymatgen_estimate(positions_A, cell, frame_interval_ps: float, window: tuple[float, float]) -> dict:
     """pymatgen's ``DiffusionAnalyzer`` (all-origins MSD, ``smoothed='max'`` lags) and its OLS on ``window`` (ps).
 
     :return: ``D_cm2_s`` and pymatgen's own ``D_err_cm2_s`` (from the residuals of the fit, which treats correlated
@@ -48,7 +48,7 @@ def pymatgen_estimate(positions_A, cell, frame_interval_ps: float, window: tuple
 
 
 def kinisi_estimate(
-    positions_A,  # noqa: N803
+    positions_A,
     cell,
     frame_interval_ps: float,
     window: tuple[float, float],

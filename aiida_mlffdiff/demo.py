@@ -25,16 +25,16 @@ CELL_A = 10.16  # Å, PBE-relaxed cubic Li6PS5Cl
 class DemoSettings:
     """Sizes of the demo set: temperatures (K), replicas per temperature, frames and their spacing (fs)."""
 
-    temperatures_K: tuple[float, ...] = (600.0, 700.0, 800.0, 900.0)  # noqa: N815
+    temperatures_K: tuple[float, ...] = (600.0, 700.0, 800.0, 900.0)
     n_replicas: int = 8
     n_frames: int = 600
     frame_interval_fs: float = 100.0
-    activation_energy_eV: float = 0.25  # noqa: N815
+    activation_energy_eV: float = 0.25
     prefactor_cm2_s: float = 1.0e-3
-    extrapolate_to_K: float = 300.0  # noqa: N815
+    extrapolate_to_K: float = 300.0
     seed: int = 2026
 
-    def true_d(self, temperature_K: float) -> float:  # noqa: N803
+    def true_d(self, temperature_K: float) -> float:
         """The D (cm²/s) the synthetic trajectories were generated with."""
         return self.prefactor_cm2_s * np.exp(-self.activation_energy_eV / (KB_EV_PER_K * temperature_K))
 

@@ -12,7 +12,6 @@ Inputs are in ASE units: energies in eV, forces in eV/Å, stresses in eV/Å³ (A
 """
 
 # Argument names carry their units (energy_eV, forces_eV_A): N803 does not apply.
-# ruff: noqa: N803
 
 from __future__ import annotations
 

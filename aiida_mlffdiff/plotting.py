@@ -13,7 +13,7 @@ import numpy as np
 from .analysis.units import A2_PER_PS_TO_CM2_PER_S, KB_EV_PER_K
 
 
-def plot_msd(time_ps, msd_A2, diffusion: dict | None, path: str | Path, msd_sem_A2=None, replicas_A2=None) -> Path:  # noqa: N803
+def plot_msd(time_ps, msd_A2, diffusion: dict | None, path: str | Path, msd_sem_A2=None, replicas_A2=None) -> Path:
     """Log–log MSD (Å²) against lag (ps) with the fit window shaded and the fitted Einstein line."""
     time, msd = np.asarray(time_ps), np.asarray(msd_A2)
     figure, axis = plt.subplots(figsize=(6, 4.5))

@@ -20,13 +20,13 @@ class ArrheniusFit:
     Ea_eV: float
     Ea_err_eV: float
     D0_cm2_s: float
-    ln_D0_err: float  # noqa: N815
+    ln_D0_err: float
     covariance: list[list[float]]
     n_points: int
     weighted: bool
     reduced_chi2: float
     confidence: float
-    temperatures_K: list[float] = field(default_factory=list)  # noqa: N815
+    temperatures_K: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def _quantile(self) -> float:
@@ -34,7 +34,7 @@ class ArrheniusFit:
             return float(stats.norm.ppf(0.5 + self.confidence / 2))
         return float(stats.t.ppf(0.5 + self.confidence / 2, max(self.n_points - 2, 1)))
 
-    def predict(self, temperature_K: float) -> tuple[float, tuple[float, float]]:  # noqa: N803
+    def predict(self, temperature_K: float) -> tuple[float, tuple[float, float]]:
         """Extrapolated D (cm²/s) at ``temperature_K`` and its interval at the fit's confidence level."""
         temperature = float(temperature_K)
         if not np.isfinite(temperature) or temperature <= 0:
@@ -47,10 +47,10 @@ class ArrheniusFit:
 
     def conductivity(
         self,
-        temperature_K: float,  # noqa: N803
+        temperature_K: float,
         *,
         n_ions: int,
-        volume_A3: float,  # noqa: N803
+        volume_A3: float,
         charge: float = 1.0,
     ) -> tuple[float, tuple[float, float]]:
         """Extrapolated Nernst–Einstein conductivity (mS/cm) at ``temperature_K`` with its interval."""
@@ -69,7 +69,7 @@ class ArrheniusFit:
         return asdict(self)
 
 
-def fit_arrhenius(temperature_K, D_cm2_s, D_err_cm2_s=None, *, confidence: float = 0.95) -> ArrheniusFit:  # noqa: N803
+def fit_arrhenius(temperature_K, D_cm2_s, D_err_cm2_s=None, *, confidence: float = 0.95) -> ArrheniusFit:
     """Fit ln D against 1/(kB T).
 
     With errors, a weighted fit (weights 1/σ²_lnD, σ_lnD = σ_D / D) whose covariance is scaled up by the

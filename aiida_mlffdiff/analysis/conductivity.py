@@ -10,11 +10,11 @@ from .validation import positive
 
 
 def nernst_einstein_conductivity(
-    D_cm2_s,  # noqa: N803
+    D_cm2_s,
     *,
     n_ions: int,
-    volume_A3: float,  # noqa: N803
-    temperature_K,  # noqa: N803
+    volume_A3: float,
+    temperature_K,
     charge: float = 1.0,
     haven_ratio: float = 1.0,
 ):
@@ -40,6 +40,6 @@ def nernst_einstein_conductivity(
     return sigma_s_cm * 1.0e3
 
 
-def haven_ratio(D_tracer_cm2_s: float, D_sigma_cm2_s: float) -> float:  # noqa: N803
+def haven_ratio(D_tracer_cm2_s: float, D_sigma_cm2_s: float) -> float:
     """Haven ratio H_R = D* / D_σ (dimensionless) from the tracer and the collective (charge) D."""
     return float(D_tracer_cm2_s) / positive(D_sigma_cm2_s, 'D_sigma_cm2_s')

@@ -27,8 +27,8 @@ class EinsteinFit:
     """Result of a straight-line fit of MSD (Å²) against time (ps) on a window."""
 
     D_cm2_s: float
-    slope_A2_per_ps: float  # noqa: N815
-    intercept_A2: float  # noqa: N815
+    slope_A2_per_ps: float
+    intercept_A2: float
     fit_start_ps: float
     fit_end_ps: float
     n_points: int
@@ -39,7 +39,7 @@ class EinsteinFit:
         return asdict(self)
 
 
-def check_msd(time_ps, msd_A2) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+def check_msd(time_ps, msd_A2) -> tuple[np.ndarray, np.ndarray]:
     """Validate a time axis (ps, increasing, starting at 0 or later) and MSD values (Å²) of equal length."""
     time = as_finite_array(time_ps, 'time_ps', ndim=1)
     msd = as_finite_array(msd_A2, 'msd_A2')
@@ -70,7 +70,7 @@ def window_indices(time_ps: np.ndarray, window: tuple[float, float]) -> np.ndarr
     return indices
 
 
-def loglog_slope(time_ps, msd_A2, window: tuple[float, float]) -> float:  # noqa: N803
+def loglog_slope(time_ps, msd_A2, window: tuple[float, float]) -> float:
     """Slope of ln MSD against ln t inside the window: 1 is diffusive, < 1 caged/sub-diffusive, 2 ballistic."""
     time, msd = check_msd(time_ps, msd_A2)
     idx = window_indices(time, window)
@@ -85,7 +85,7 @@ def _line_fit(time: np.ndarray, msd: np.ndarray) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
-def fit_einstein(time_ps, msd_A2, window: tuple[float, float]) -> EinsteinFit:  # noqa: N803
+def fit_einstein(time_ps, msd_A2, window: tuple[float, float]) -> EinsteinFit:
     """Ordinary least-squares Einstein fit on ``window`` (ps) → D in cm²/s (3D: D = slope / 6)."""
     time, msd = check_msd(time_ps, msd_A2)
     if msd.ndim != 1:
@@ -103,7 +103,7 @@ def fit_einstein(time_ps, msd_A2, window: tuple[float, float]) -> EinsteinFit:  
     )
 
 
-def local_loglog_slope(time_ps, msd_A2) -> np.ndarray:  # noqa: N803
+def local_loglog_slope(time_ps, msd_A2) -> np.ndarray:
     """Local exponent d ln MSD / d ln t at every lag, from a centred difference over a factor of 2 in time.
 
     NaN where it cannot be evaluated (t = 0 or the factor-of-2 neighbourhood leaves the data).
@@ -122,7 +122,7 @@ def local_loglog_slope(time_ps, msd_A2) -> np.ndarray:  # noqa: N803
 
 def auto_fit_window(
     time_ps,
-    msd_A2,  # noqa: N803
+    msd_A2,
     *,
     max_fraction: float = DEFAULT_MAX_FRACTION,
     min_loglog_slope: float = DEFAULT_MIN_LOGLOG_SLOPE,
@@ -170,7 +170,7 @@ def auto_fit_window(
     return (float(time[start_index]), float(time[end_index])), bool(diffusive)
 
 
-def window_sensitivity(time_ps, msd_A2, window: tuple[float, float]) -> dict:  # noqa: N803
+def window_sensitivity(time_ps, msd_A2, window: tuple[float, float]) -> dict:
     """How much D moves when only the first or the second half of the window is fitted.
 
     :return: dict with ``D_first_half_cm2_s``, ``D_second_half_cm2_s`` and ``relative_change``, the

@@ -70,7 +70,7 @@ class DiffusionEstimate:
     fit_window_auto: bool
     diffusive: bool
     loglog_slope: float
-    intercept_A2: float  # noqa: N815
+    intercept_A2: float
     window_sensitivity: dict
     D_replicas_cm2_s: list[float] = field(default_factory=list)
     D_err_bootstrap_cm2_s: float | None = None
@@ -95,7 +95,7 @@ class DiffusionEstimate:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
 
 
-def _slopes_to_d(slopes_A2_per_ps):  # noqa: N803
+def _slopes_to_d(slopes_A2_per_ps):
     return np.asarray(slopes_A2_per_ps) / (2 * DIMENSIONS) * A2_PER_PS_TO_CM2_PER_S
 
 
@@ -156,15 +156,15 @@ def _choose_estimator(estimator: str, n_replicas: int, n_ions: int, groups) -> t
 
 def estimate_diffusion(
     time_ps,
-    msd_A2,  # noqa: N803
+    msd_A2,
     *,
     n_ions: int,
     window: tuple[float, float] | None = None,
     estimator: str = 'auto',
-    collective_msd_A2=None,  # noqa: N803
-    ion_group_msd_A2=None,  # noqa: N803
+    collective_msd_A2=None,
+    ion_group_msd_A2=None,
     ion_group_sizes=None,
-    collective_displacement_A=None,  # noqa: N803
+    collective_displacement_A=None,
     confidence: float = 0.95,
     n_bootstrap: int = 2000,
     seed: int = 0,
@@ -297,7 +297,7 @@ def estimate_diffusion(
     return estimate
 
 
-def _check_groups(time, msd, ion_group_msd_A2, ion_group_sizes):  # noqa: N803
+def _check_groups(time, msd, ion_group_msd_A2, ion_group_sizes):
     """Ion-group MSDs as ``(n_replicas, n_groups, n_lags)`` and their sizes, or ``(None, None)``."""
     if ion_group_msd_A2 is None:
         return None, None
@@ -317,7 +317,7 @@ def _check_groups(time, msd, ion_group_msd_A2, ion_group_sizes):  # noqa: N803
     return groups, sizes
 
 
-def _check_collective(time, shape, collective_msd_A2, collective_displacement_A):  # noqa: N803
+def _check_collective(time, shape, collective_msd_A2, collective_displacement_A):
     """Collective MSDs ``(n_replicas, n_lags)`` and displacement paths ``(n_replicas, n_lags, 3)`` (or None)."""
     if collective_msd_A2 is None:
         return None, None

@@ -43,7 +43,7 @@ def random_walk_covariance(lags: np.ndarray, n_frames: int) -> np.ndarray:
 
 def gls_line_fit(
     time_ps: np.ndarray,
-    msd_A2: np.ndarray,  # noqa: N803
+    msd_A2: np.ndarray,
     indices: np.ndarray,
     *,
     n_ions: int,

@@ -193,7 +193,7 @@ def collective_msd(positions, atoms=None, *, drift=None, charges=None) -> np.nda
     return collective_msd_from_displacement(collective_displacement(positions, atoms, drift=drift, charges=charges))
 
 
-def collective_msd_from_displacement(displacement_A) -> np.ndarray:  # noqa: N803
+def collective_msd_from_displacement(displacement_A) -> np.ndarray:
     """All-origins MSD (Å²) of a ``(T, 3)`` path, e.g. that of :func:`collective_displacement`."""
     return np.clip(_single_msd(np.asarray(displacement_A, dtype=float)), 0.0, None)
 

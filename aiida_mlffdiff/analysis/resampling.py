@@ -80,7 +80,7 @@ def _path_msds(paths: np.ndarray) -> np.ndarray:
 
 def block_bootstrap_slopes(
     time_ps: np.ndarray,
-    path_A: np.ndarray,  # noqa: N803
+    path_A: np.ndarray,
     indices: np.ndarray,
     *,
     block_frames: int,

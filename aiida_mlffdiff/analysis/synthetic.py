@@ -21,10 +21,10 @@ def brownian_trajectory(
     n_frames: int,
     frame_interval_ps: float,
     seed: int,
-    rattle_amplitude_A: float = 0.0,  # noqa: N803
+    rattle_amplitude_A: float = 0.0,
     rattle_time_ps: float = 0.1,
-    framework_amplitude_A: float = 0.1,  # noqa: N803
-    drift_A_per_ps: tuple[float, float, float] = (0.0, 0.0, 0.0),  # noqa: N803
+    framework_amplitude_A: float = 0.1,
+    drift_A_per_ps: tuple[float, float, float] = (0.0, 0.0, 0.0),
     wrap: bool = True,
 ) -> np.ndarray:
     """Return positions ``(n_frames, n_atoms, 3)`` in Å.
@@ -66,7 +66,7 @@ def brownian_trajectory(
 _CUBIC_JUMPS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=float)
 
 
-def hopping_diffusion_cm2_s(jump_A: float, residence_ps: float, back_jump_probability: float = 1 / 6) -> float:  # noqa: N803
+def hopping_diffusion_cm2_s(jump_A: float, residence_ps: float, back_jump_probability: float = 1 / 6) -> float:
     """The exact long-time D (cm²/s) of :func:`hopping_trajectory`'s ions.
 
     Jumps of length ``jump_A`` (Å) at rate ``1 / residence_ps`` give ``D₀ = a² / (6 τ)``. Each jump reverses the
@@ -84,14 +84,14 @@ def hopping_trajectory(
     n_frames: int,
     frame_interval_ps: float,
     seed: int,
-    jump_A: float = 2.5,  # noqa: N803
+    jump_A: float = 2.5,
     residence_ps: float = 2.0,
     back_jump_probability: float = 0.5,
-    vibration_A: float = 0.4,  # noqa: N803
+    vibration_A: float = 0.4,
     vibration_time_ps: float = 0.05,
     sites_per_edge: int = 10,
     n_framework: int = 16,
-    framework_amplitude_A: float = 0.1,  # noqa: N803
+    framework_amplitude_A: float = 0.1,
     wrap: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Ions hopping between the sites of a simple cubic lattice while vibrating in their cages.

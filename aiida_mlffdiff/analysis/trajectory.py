@@ -22,14 +22,14 @@ class MsdResult:
     """
 
     time_ps: np.ndarray
-    msd_A2: np.ndarray  # noqa: N815
-    collective_msd_A2: np.ndarray  # noqa: N815
+    msd_A2: np.ndarray
+    collective_msd_A2: np.ndarray
     n_ions: int
-    volume_A3: float  # noqa: N815
+    volume_A3: float
     n_frames: int
-    ion_group_msd_A2: np.ndarray | None = None  # noqa: N815
+    ion_group_msd_A2: np.ndarray | None = None
     ion_group_sizes: np.ndarray | None = None
-    collective_displacement_A: np.ndarray | None = None  # noqa: N815
+    collective_displacement_A: np.ndarray | None = None
 
 
 def species_mask(symbols, species: str, n_atoms: int) -> np.ndarray:

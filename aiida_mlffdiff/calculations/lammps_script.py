@@ -83,7 +83,7 @@ def lammps_data(atoms, types: Sequence[str]) -> str:
     return handle.getvalue()
 
 
-def thermostat_commands(thermostat: str, temperature_K: float, coupling: float, seed: int) -> list[str]:  # noqa: N803
+def thermostat_commands(thermostat: str, temperature_K: float, coupling: float, seed: int) -> list[str]:
     """The fixes of one thermostat; ``coupling``: Langevin friction (1/fs) or the time constant (fs)."""
     if thermostat == 'langevin':
         damp_ps = 1.0 / (coupling * 1000.0)

@@ -25,7 +25,7 @@ def analyze_files(
     species: str,
     frame_interval_fs: float,
     mode: str = 'replicas',
-    temperature_K: float | None = None,  # noqa: N803
+    temperature_K: float | None = None,
     window: tuple[float, float] | None = None,
     estimator: str = 'auto',
     lammps_types: list[str] | None = None,

@@ -34,9 +34,9 @@ class TrainingSetError(ValueError):
 class Reference:
     """The reference labels of one configuration: energy (eV), forces (eV/Å, ``(n, 3)``), stress (eV/Å³, 3x3)."""
 
-    energy_eV: float  # noqa: N815
-    forces_eV_A: np.ndarray  # noqa: N815
-    stress_eV_A3: np.ndarray | None  # noqa: N815
+    energy_eV: float
+    forces_eV_A: np.ndarray
+    stress_eV_A3: np.ndarray | None
 
 
 def stress_3x3(value, what: str = 'stress') -> np.ndarray:

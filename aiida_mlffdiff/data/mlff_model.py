@@ -124,7 +124,7 @@ class MlffModel(Data):
         architecture: str,
         species: Sequence[str],
         engine: str,
-        cutoff_A: float | None = None,  # noqa: N803
+        cutoff_A: float | None = None,
         engine_version: str = '',
         file: str | Path | None = None,
         model_name: str | None = None,
@@ -195,7 +195,7 @@ class MlffModel(Data):
         *,
         architecture: str,
         species: Sequence[str],
-        cutoff_A: float | None,  # noqa: N803
+        cutoff_A: float | None,
         engine: str,
         engine_version: str = '',
         target: str | None = None,
@@ -228,7 +228,7 @@ class MlffModel(Data):
         *,
         architecture: str,
         species: Sequence[str],
-        cutoff_A: float | None,  # noqa: N803
+        cutoff_A: float | None,
         engine: str,
         engine_version: str = '',
         target: str | None = None,
@@ -278,7 +278,7 @@ class MlffModel(Data):
         *,
         architecture: str,
         species: Sequence[str],
-        cutoff_A: float | None = None,  # noqa: N803
+        cutoff_A: float | None = None,
         engine: str = 'pretrained',
         engine_version: str = '',
     ) -> MlffModel:
@@ -368,7 +368,7 @@ class MlffModel(Data):
         return self._attribute('species')
 
     @property
-    def cutoff_A(self) -> float | None:  # noqa: N802
+    def cutoff_A(self) -> float | None:
         """Radial cutoff (Å), None if unknown."""
         return self._attribute('cutoff_A')
 

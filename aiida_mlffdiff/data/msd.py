@@ -26,15 +26,15 @@ class MsdData(ArrayData):
         self,
         *,
         time_ps,
-        msd_A2,  # noqa: N803
+        msd_A2,
         species: str,
         n_ions: int,
-        volume_A3: float,  # noqa: N803
-        temperature_K: float | None = None,  # noqa: N803
-        collective_msd_A2=None,  # noqa: N803
-        ion_group_msd_A2=None,  # noqa: N803
+        volume_A3: float,
+        temperature_K: float | None = None,
+        collective_msd_A2=None,
+        ion_group_msd_A2=None,
         ion_group_sizes=None,
-        collective_displacement_A=None,  # noqa: N803
+        collective_displacement_A=None,
         charge: float = 1.0,
         source: str = '',
         **kwargs,
@@ -100,12 +100,12 @@ class MsdData(ArrayData):
         return self.get_array('time_ps')
 
     @property
-    def msd_A2(self) -> np.ndarray:  # noqa: N802
+    def msd_A2(self) -> np.ndarray:
         """Tracer MSD per replica (Å²), shape ``(n_replicas, n_lags)``."""
         return self.get_array('msd_A2')
 
     @property
-    def collective_msd_A2(self) -> np.ndarray | None:  # noqa: N802
+    def collective_msd_A2(self) -> np.ndarray | None:
         """Collective MSD per ion per replica (Å²), or None if not stored."""
         return self.get_array('collective_msd_A2') if 'collective_msd_A2' in self.get_arraynames() else None
 
@@ -113,7 +113,7 @@ class MsdData(ArrayData):
         return self.get_array(name) if name in self.get_arraynames() else None
 
     @property
-    def ion_group_msd_A2(self) -> np.ndarray | None:  # noqa: N802
+    def ion_group_msd_A2(self) -> np.ndarray | None:
         """Tracer MSD of groups of ions per replica (Å², ``(n_replicas, n_groups, n_lags)``), or None."""
         return self._optional_array('ion_group_msd_A2')
 
@@ -123,7 +123,7 @@ class MsdData(ArrayData):
         return self._optional_array('ion_group_sizes')
 
     @property
-    def collective_displacement_A(self) -> np.ndarray | None:  # noqa: N802
+    def collective_displacement_A(self) -> np.ndarray | None:
         """Collective displacement per √ion per replica (Å, ``(n_replicas, n_lags, 3)``), or None."""
         return self._optional_array('collective_displacement_A')
 
@@ -133,7 +133,7 @@ class MsdData(ArrayData):
         return self._attribute('species')
 
     @property
-    def temperature_K(self) -> float | None:  # noqa: N802
+    def temperature_K(self) -> float | None:
         """Temperature (K), None if unknown."""
         return self._attribute('temperature_K')
 
@@ -143,7 +143,7 @@ class MsdData(ArrayData):
         return self._attribute('n_ions')
 
     @property
-    def volume_A3(self) -> float:  # noqa: N802
+    def volume_A3(self) -> float:
         """Cell volume (Å³)."""
         return self._attribute('volume_A3')
 

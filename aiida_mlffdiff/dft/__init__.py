@@ -79,11 +79,11 @@ class Labels(NamedTuple):
     """DFT labels of one configuration in ``TrainingSet`` units."""
 
     #: Total energy (eV).
-    energy_eV: float  # noqa: N815
+    energy_eV: float
     #: Forces (eV/Å), shape (n_atoms, 3), in the order of the structure's sites.
-    forces_eV_A: np.ndarray  # noqa: N815
+    forces_eV_A: np.ndarray
     #: Stress (eV/Å³), 3x3, ASE's sign (positive = tensile); ``None`` if not computed.
-    stress_eV_A3: np.ndarray | None  # noqa: N815
+    stress_eV_A3: np.ndarray | None
 
 
 class DftEngine(Protocol):

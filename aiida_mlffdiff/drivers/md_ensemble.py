@@ -379,7 +379,7 @@ def model_forces(atoms):
     return calc.results['forces']
 
 
-def conserved_energy(dynamics, total_eV: float, thermostat: str) -> float:  # noqa: N803
+def conserved_energy(dynamics, total_eV: float, thermostat: str) -> float:
     """The thermostat's conserved energy (eV) from the total (potential + kinetic) energy ``total_eV``."""
     if thermostat == 'bussi':
         return total_eV - dynamics.transferred_energy

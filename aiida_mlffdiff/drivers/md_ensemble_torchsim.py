@@ -151,7 +151,7 @@ def integrator(config: dict):
 
     thermostat = config['thermostat']
     coupling = config.get('coupling') or DEFAULT_COUPLING[thermostat]
-    kT = float(config['temperature_K']) * MetalUnits.temperature  # noqa: N806  (eV)
+    kT = float(config['temperature_K']) * MetalUnits.temperature  # eV
     dt = float(config['timestep_fs']) * 1e-3 * MetalUnits.time  # fs → ps → internal
     if thermostat == 'langevin':
         gamma = coupling * 1e3 / MetalUnits.time  # 1/fs → 1/ps → internal
@@ -186,7 +186,7 @@ def integrator(config: dict):
     return init, step, invariant
 
 
-def check_batch(state, template, target_K: float) -> list[tuple[str, str]]:  # noqa: N803
+def check_batch(state, template, target_K: float) -> list[tuple[str, str]]:
     """Per system of the batch: ``('ok', '')`` or the problem and a one-line message (as ``md_ensemble.check``)."""
 
     n_atoms = len(template)

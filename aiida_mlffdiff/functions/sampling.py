@@ -17,7 +17,6 @@ Ranges (see ``SAMPLING_PARAMETERS``):
 One numpy ``default_rng(seed)`` draws everything in a fixed order: the same seed gives identical configurations.
 """
 
-# ruff: noqa: N803  (unit suffixes: rattle_A, min_distance_A are in Å)
 from __future__ import annotations
 
 import numpy as np

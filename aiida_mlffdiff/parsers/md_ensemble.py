@@ -112,7 +112,7 @@ def too_many_failed(thermo: dict) -> bool:
     return thermo['n_excluded'] / thermo['n_replicas'] > thermo['max_failed_fraction']
 
 
-def ensemble_msd(arrays: dict, ok: list[int], parameters: dict, volume_A3: float, source: str) -> MsdData:  # noqa: N803
+def ensemble_msd(arrays: dict, ok: list[int], parameters: dict, volume_A3: float, source: str) -> MsdData:
     """Tracer and collective MSD (Å²) of the OK replicas, each corrected for its framework's drift (Å).
 
     :param parameters: the validated MD parameters (``temperature_K``, ``mobile_species``).

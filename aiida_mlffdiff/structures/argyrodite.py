@@ -25,7 +25,6 @@ Lattice parameter: 10.16 Å by default (PBE-like, ≈ 3 % above experiment); the
 (:data:`A_EXPERIMENTAL_A`). Fractional coordinates are kept when ``a_A`` changes, except the 16e x (P–S fixed).
 """
 
-# ruff: noqa: N803  (unit suffixes: a_A is in Å)
 from __future__ import annotations
 
 import itertools

@@ -177,7 +177,7 @@ def validate_inputs(value, _=None) -> str | None:
     return None
 
 
-def temperature_warning(label: str, target_K: float, replica_means_K: list[float]) -> str | None:  # noqa: N803
+def temperature_warning(label: str, target_K: float, replica_means_K: list[float]) -> str | None:
     """A warning when the OK replicas ran at a mean temperature off the target (K), else None.
 
     Off means: more than :data:`TEMPERATURE_TOLERANCE` relative deviation and more than three standard errors of

@@ -13,7 +13,7 @@ from aiida_mlffdiff.functions.collect import collect_training_set
 from aiida_mlffdiff.functions.exit_codes import EXIT_CODES
 
 
-def qe_outputs(atoms: Atoms, energy_eV: float, forces: np.ndarray, stress_GPa: np.ndarray | None) -> dict:  # noqa: N803
+def qe_outputs(atoms: Atoms, energy_eV: float, forces: np.ndarray, stress_GPa: np.ndarray | None) -> dict:
     """Stored nodes shaped like PwBaseWorkChain's output_parameters and output_trajectory."""
     parameters = orm.Dict({'energy': energy_eV, 'energy_units': 'eV', 'forces_units': 'ev / angstrom'}).store()
     trajectory = orm.TrajectoryData()

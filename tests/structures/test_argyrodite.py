@@ -1,7 +1,5 @@
 """Shipped Li6PS5Cl models: composition, geometry, the Li-site rule (Ewald, checked against pymatgen), records."""
 
-# ruff: noqa: N803
-
 import itertools
 
 import numpy as np

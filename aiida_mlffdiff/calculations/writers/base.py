@@ -135,7 +135,7 @@ class TrainingWriter(ABC):
         explicit = values.get(self.species_option)
         return list(explicit) if explicit else sorted(training_species)
 
-    def cutoff_A(self, values: Mapping[str, Any]) -> float:  # noqa: N802
+    def cutoff_A(self, values: Mapping[str, Any]) -> float:
         """Radial cutoff of the model (Å)."""
         return float(values['cutoff_A'])
 
@@ -185,7 +185,7 @@ class TrainingWriter(ABC):
 
 def common_options(
     *,
-    cutoff_A: float,  # noqa: N803
+    cutoff_A: float,
     learning_rate: float,
     batch_size: int,
     energy_weight: float,
