@@ -90,7 +90,7 @@ def pretrained_model(name: str) -> MlffModel:
     existing = query.first(flat=True)
     if existing is not None:
         return existing
-    return MlffModel.pretrained(
+    return MlffModel.pretrained_model(
         name,
         architecture=entry['architecture'],
         species=list(entry['species']),

@@ -93,20 +93,6 @@ def _optional_str(value, what: str) -> str | None:
     return value
 
 
-class _ConstructorOrAttribute:
-    """``MlffModel.pretrained(...)`` builds a pretrained model; ``node.pretrained`` is the boolean attribute."""
-
-    def __init__(self, constructor_name: str, attribute: str):
-        self.constructor_name = constructor_name
-        self.attribute = attribute
-        self.__doc__ = f'On the class: :meth:`{constructor_name}`; on a node: the ``{attribute}`` attribute (bool).'
-
-    def __get__(self, node, owner=None):
-        if node is None:
-            return getattr(owner, self.constructor_name)
-        return node.base.attributes.get(self.attribute)
-
-
 class MlffModel(Data):
     """A deployable MLFF: its file(s) in the node repository and what is needed to use it, as attributes.
 
@@ -392,8 +378,10 @@ class MlffModel(Data):
         """SHA-256 of the main model file, None for a pretrained model."""
         return self._attribute('sha256')
 
-    #: ``MlffModel.pretrained(model_name, ...)`` == :meth:`pretrained_model`; ``node.pretrained``: no file (bool).
-    pretrained = _ConstructorOrAttribute('pretrained_model', 'pretrained')
+    @property
+    def pretrained(self) -> bool:
+        """Whether the model ships with its package and has no file (made by :meth:`pretrained_model`)."""
+        return bool(self._attribute('pretrained'))
 
     @property
     def model_name(self) -> str | None:

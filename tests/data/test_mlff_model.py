@@ -141,22 +141,24 @@ def test_species_coverage(model_file):
 
 
 def test_pretrained_model(tmp_path):
-    node = MlffModel.pretrained(
-        '7net-0', architecture='sevenn', species=SPECIES, cutoff_A=5.0, engine_version='0.13.0'
+    # A name of no real model: a stored '7net-0' with these species would be what the catalogue's get-or-create
+    # (calculations/evaluate.py) finds afterwards in the same profile.
+    node = MlffModel.pretrained_model(
+        'universal-test-0', architecture='sevenn', species=SPECIES, cutoff_A=5.0, engine_version='0.13.0'
     ).store()
     assert node.pretrained is True
-    assert (node.filename, node.sha256, node.model_name, node.engine) == (None, None, '7net-0', 'pretrained')
+    assert (node.filename, node.sha256, node.model_name, node.engine) == (None, None, 'universal-test-0', 'pretrained')
     assert node.base.repository.list_object_names() == []
     node.verify_checksum()  # nothing to check
     node.require_engine('pretrained')
     with pytest.raises(MlffModelError, match='ships with its package'):
         node.write_files(tmp_path)
     query = orm.QueryBuilder().append(
-        MlffModel, filters={'attributes.pretrained': True, 'attributes.model_name': '7net-0'}, project='id'
+        MlffModel, filters={'attributes.pretrained': True, 'attributes.model_name': 'universal-test-0'}, project='id'
     )
     assert node.pk in query.all(flat=True)
     with pytest.raises(MlffModelError, match='needs its model_name'):
-        MlffModel.pretrained('', architecture='chgnet', species=SPECIES)
+        MlffModel.pretrained_model('', architecture='chgnet', species=SPECIES)
 
 
 def test_extra_files(model_file, tmp_path):
