@@ -19,6 +19,7 @@ __all__ = (
     'check',
     'closest_pair_A',
     'inspect_sample',
+    'replica_record',
     'sample_problem',
 )
 
@@ -139,3 +140,42 @@ def inspect_sample(atoms, target_K: float) -> tuple[str, str, float, float]:
 def check(atoms, target_K: float) -> tuple[str, str]:
     """The status of a replica at a sample (ASE atoms with a calculator): ``('ok', '')`` or the problem."""
     return inspect_sample(atoms, target_K)[:2]
+
+
+def replica_record(
+    seed: int,
+    status: str,
+    message: str,
+    positions,
+    com,
+    n_frames_done: int,
+    temperatures_K: list[float],
+    energies_eV_atom: list[float],
+    sample_ps: float,
+) -> dict:
+    """The record of one replica that every engine returns (and the MD parser reads), engine extras aside.
+
+    :param positions: ``(frames, mobile ions, 3)`` unwrapped positions (Å) of the mobile ions.
+    :param com: ``(frames, 3)`` displacement (Å) of the framework's centre of mass.
+    :param temperatures_K: the temperature of every recorded sample.
+    :param energies_eV_atom: the conserved energy per atom (eV) of every recorded sample: its drift (eV/atom/ps,
+        least-squares slope over the samples ``sample_ps`` apart) measures the integration error.
+    """
+    import numpy as np
+
+    if len(energies_eV_atom) >= 2:
+        times = np.arange(len(energies_eV_atom)) * sample_ps
+        drift = float(np.polyfit(times, np.asarray(energies_eV_atom), 1)[0])
+    else:
+        drift = float('nan')
+    return {
+        'seed': int(seed),
+        'status': status,
+        'message': message,
+        'positions': positions,
+        'com': com,
+        'n_frames_done': n_frames_done,
+        'temperature_mean_K': float(np.mean(temperatures_K)) if temperatures_K else float('nan'),
+        'temperature_std_K': float(np.std(temperatures_K)) if temperatures_K else float('nan'),
+        'energy_drift_eV_atom_ps': drift,
+    }

@@ -83,6 +83,7 @@ from md_core import (  # noqa: F401 (re-exported for the torch-sim driver and th
     check,
     closest_pair_A,
     inspect_sample,
+    replica_record,
 )
 
 EXIT_MD_FAILED = 5
@@ -454,24 +455,11 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
         status, message = 'error', f'{type(exception).__name__}: {exception}'
         traceback.print_exc()
 
-    if len(energies) >= 2:
-        times = np.arange(len(energies)) * sample_ps
-        drift = float(np.polyfit(times, np.asarray(energies), 1)[0])
-    else:
-        drift = float('nan')
     elapsed = time.perf_counter() - started
     steps = (n_equilibration + max(done - 1, 0)) * stride
     return {
         'index': index,
-        'seed': seed,
-        'status': status,
-        'message': message,
-        'positions': positions,
-        'com': com,
-        'n_frames_done': done,
-        'temperature_mean_K': float(np.mean(temperatures)) if temperatures else float('nan'),
-        'temperature_std_K': float(np.std(temperatures)) if temperatures else float('nan'),
-        'energy_drift_eV_atom_ps': drift,
+        **replica_record(seed, status, message, positions, com, done, temperatures, energies, sample_ps),
         'wall_s': elapsed,
         'cpu_s': time.process_time() - cpu_started,
         'model_s': timer['model_s'] - model_before,

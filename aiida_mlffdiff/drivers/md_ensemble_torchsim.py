@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # the sibling drivers, shipped next to this one
 from evaluate_model import EXIT_MODEL_LOAD_FAILED, DriverError, set_threads, version
-from md_core import DEFAULT_COUPLING, sample_problem
+from md_core import DEFAULT_COUPLING, replica_record, sample_problem
 from md_ensemble import run_driver
 
 #: Architectures this driver can batch, and the distribution of their torch-sim wrapper.
@@ -344,23 +344,21 @@ def run_batch(config: dict, model, timer: dict) -> list[dict]:
     model_s = timer['model_s'] - model_before
     results = []
     for replica, seed in enumerate(seeds):
-        if len(energies[replica]) >= 2:
-            times = np.arange(len(energies[replica])) * sample_ps
-            drift = float(np.polyfit(times, np.asarray(energies[replica]), 1)[0])
-        else:
-            drift = float('nan')
+        record = replica_record(
+            seed,
+            status[replica],
+            message[replica],
+            positions[replica],
+            com[replica],
+            done[replica],
+            temperatures[replica],
+            energies[replica],
+            sample_ps,
+        )
         results.append(
             {
                 'index': replica,
-                'seed': seed,
-                'status': status[replica],
-                'message': message[replica],
-                'positions': positions[replica],
-                'com': com[replica],
-                'n_frames_done': done[replica],
-                'temperature_mean_K': float(np.mean(temperatures[replica])) if temperatures[replica] else float('nan'),
-                'temperature_std_K': float(np.std(temperatures[replica])) if temperatures[replica] else float('nan'),
-                'energy_drift_eV_atom_ps': drift,
+                **record,
                 'wall_s': elapsed / n_replicas,
                 'cpu_s': cpu_s / n_replicas,
                 'model_s': model_s / n_replicas,

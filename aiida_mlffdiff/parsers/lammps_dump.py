@@ -23,7 +23,7 @@ import numpy as np
 from aiida import orm
 
 from ..calculations.lammps_script import DUMP_COLUMNS, DUMP_FILE, EQUILIBRATION_FILE, THERMO_FILE
-from ..drivers.md_core import RUNAWAY_FACTOR, check
+from ..drivers.md_core import RUNAWAY_FACTOR, check, replica_record
 
 __all__ = (
     'LAMMPS_STDOUT',
@@ -187,19 +187,5 @@ def replica_from_files(files: dict[str, str | None], atoms, parameters: dict, se
         status = 'error'
         reason = stats['error'] or job_message or 'no error message'
         message = f'LAMMPS stopped after {done} of {n_frames} production frames: {reason}'
-    if len(energies) >= 2:
-        drift = float(np.polyfit(np.arange(len(energies)) * sample_ps, np.asarray(energies), 1)[0])
-    else:
-        drift = float('nan')
-    return {
-        'status': status,
-        'message': message,
-        'seed': int(seed),
-        'positions': positions,
-        'com': com,
-        'n_frames_done': done,
-        'temperature_mean_K': float(np.mean(temperatures)) if temperatures else float('nan'),
-        'temperature_std_K': float(np.std(temperatures)) if temperatures else float('nan'),
-        'energy_drift_eV_atom_ps': drift,
-        'lammps': stats,
-    }
+    record = replica_record(seed, status, message, positions, com, done, temperatures, energies, sample_ps)
+    return {**record, 'lammps': stats}
