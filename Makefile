@@ -2,7 +2,8 @@
 #   make demo   set everything up, then run the main job on the embedded AiiDA profile
 #   make test   set everything up, then lint and run the whole test suite
 #   make docs   the Sphinx documentation in docs/_build/html (warnings are errors)
-#   make bench  the benchmarks: analysis (ratios against pymatgen and kinisi), MD throughput (against ASE, torch-sim)
+#   make bench  the benchmarks: analysis (ratios against pymatgen and kinisi), the single-trajectory estimators,
+#               MD throughput (against ASE, torch-sim)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -67,6 +68,7 @@ test: setup system-packages engines lint
 MD_BENCH_ARGS ?= --quick
 bench: setup
 	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/single_trajectory.py
 	$(BIN)/python bench/md_throughput.py $(MD_BENCH_ARGS)
 
 # The Sphinx documentation (MyST markdown, aiida-core's process directives, the click CLI); warnings are errors.
