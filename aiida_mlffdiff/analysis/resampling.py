@@ -19,9 +19,7 @@ import numpy as np
 from scipy import stats
 
 from .errors import AnalysisError
-
-#: Resampled paths transformed at a time by :func:`block_bootstrap_slopes` (bounds the memory).
-_PATH_CHUNK = 32
+from .msd import collective_msd_from_displacement
 
 
 def weighted_statistics(values, weights, confidence: float, n_bootstrap: int, rng) -> dict:
@@ -64,20 +62,6 @@ def default_block_frames(n_increments: int, window_start_frames: int) -> int:
     return max(1, min(block, n_increments // 4))
 
 
-def _path_msds(paths: np.ndarray) -> np.ndarray:
-    """All-origins MSD of each ``(T, 3)`` path in ``paths`` ``(R, T, 3)``, shape ``(R, T)`` (FFT, O(T log T))."""
-    n_paths, n_frames, _ = paths.shape
-    size = 2 * n_frames
-    spectrum = np.fft.rfft(paths, n=size, axis=1)
-    s2 = np.fft.irfft((spectrum.real**2 + spectrum.imag**2).sum(axis=2), n=size, axis=1)[:, :n_frames]
-    squares = np.einsum('rtc,rtc->rt', paths, paths)
-    prefix = np.concatenate([np.zeros((n_paths, 1)), np.cumsum(squares, axis=1)], axis=1)
-    lags = np.arange(n_frames)
-    counts = n_frames - lags
-    s1 = prefix[:, n_frames - lags] + prefix[:, [n_frames]] - prefix[:, lags]
-    return (s1 - 2.0 * s2) / counts
-
-
 def block_bootstrap_slopes(
     time_ps: np.ndarray,
     path_A: np.ndarray,
@@ -107,10 +91,10 @@ def block_bootstrap_slopes(
     projector = np.linalg.pinv(design)[1]  # the OLS slope as a linear functional of the MSD on the window
     slopes = np.empty(n_resamples)
     offsets = np.arange(block_frames)
-    for first in range(0, n_resamples, _PATH_CHUNK):
-        count = min(_PATH_CHUNK, n_resamples - first)
-        starts = rng.integers(0, n - block_frames + 1, size=(count, n_blocks))
-        picks = (starts[:, :, None] + offsets).reshape(count, -1)[:, :n]
-        paths = np.concatenate([np.zeros((count, 1, 3)), np.cumsum(increments[picks], axis=1)], axis=1)
-        slopes[first : first + count] = _path_msds(paths)[:, indices] @ projector
+    zero = np.zeros((1, 3))
+    for resample in range(n_resamples):
+        starts = rng.integers(0, n - block_frames + 1, size=n_blocks)
+        picks = (starts[:, None] + offsets).ravel()[:n]
+        resampled = np.concatenate([zero, np.cumsum(increments[picks], axis=0)])
+        slopes[resample] = collective_msd_from_displacement(resampled)[indices] @ projector
     return slopes

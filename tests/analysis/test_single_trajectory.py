@@ -177,6 +177,6 @@ def test_block_bootstrap_error_of_a_random_walk_matches_the_spread_over_walks():
     for _ in range(150):
         path = np.concatenate([np.zeros((1, 3)), np.cumsum(rng.normal(size=(n_frames - 1, 3)), axis=0)])
         slopes.append(np.linalg.lstsq(design, collective_msd_from_displacement(path)[indices], rcond=None)[0][1])
-        errors.append(block_bootstrap_slopes(time, path, indices, block_frames=40, n_resamples=200, rng=rng).std())
+        errors.append(block_bootstrap_slopes(time, path, indices, block_frames=40, n_resamples=100, rng=rng).std())
     assert np.mean(slopes) == pytest.approx(30.0, rel=0.15)  # 3 unit-variance components per 0.1 ps
     assert np.std(slopes) / np.sqrt(np.mean(np.square(errors))) == pytest.approx(1.0, abs=0.2)
