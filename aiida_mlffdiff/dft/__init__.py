@@ -27,7 +27,8 @@ Every engine is a module of this package (``dft/qe.py``, ``dft/vasp.py``) that e
     the engine module); ``options`` (dict) is merged into the CalcJob's ``metadata.options`` (``resources``,
     ``max_wallclock_seconds``, ``withmpi``, ``environment_variables``...). Raises ``ValueError`` on bad input.
 ``validate(structure, functional, protocol, **engine_kwargs) -> str | None``
-    the problem with these inputs in one sentence, or ``None``: unknown functional or protocol, a non-periodic
+    the problem with these inputs in one sentence, or ``None``: unknown functional or protocol (``None``: not
+    checked, for resolved settings), a non-periodic
     cell, overlapping atoms (:data:`MIN_DISTANCE_A`), elements missing from the pseudopotential family. Must not
     launch anything; may query the database (families). Use :func:`check_common` for the engine-independent
     checks.
@@ -58,7 +59,6 @@ __all__ = (
     'check_common',
     'check_geometry',
     'get_dft_engine',
-    'merge_dicts',
 )
 
 #: Short name → module of every known engine (imported lazily: VASP's plugin is heavy, QE may be absent).
@@ -108,8 +108,22 @@ class DftEngine(Protocol):
     ) -> Any:
         """A ProcessBuilder of ``WORKCHAIN`` for one single point."""
 
+    def get_settings(self, functional: str, protocol: str = 'moderate', overrides: dict | None = None) -> dict:
+        """The resolved settings of one run (JSON values)."""
+
+    def build(
+        self,
+        code: orm.AbstractCode,
+        structure: orm.StructureData,
+        functional: str,
+        settings: Mapping,
+        options: dict | None = None,
+        **engine_kwargs: Any,
+    ) -> Any:
+        """A ProcessBuilder of ``WORKCHAIN`` for one single point from resolved settings."""
+
     def validate(
-        self, structure: orm.StructureData, functional: str, protocol: str, **engine_kwargs: Any
+        self, structure: orm.StructureData, functional: str, protocol: str | None, **engine_kwargs: Any
     ) -> str | None:
         """The problem with these inputs, or ``None``."""
 
@@ -163,22 +177,12 @@ def check_geometry(structure: orm.StructureData, min_distance: float = MIN_DISTA
     return None
 
 
-def check_common(engine: ModuleType, structure: orm.StructureData, functional: str, protocol: str) -> str | None:
-    """The engine-independent problems: unknown functional or protocol for ``engine``, then :func:`check_geometry`."""
+def check_common(engine: ModuleType, structure: orm.StructureData, functional: str, protocol: str | None) -> str | None:
+    """The engine-independent problems: unknown functional or protocol (None: not checked) for ``engine``, then
+    :func:`check_geometry`."""
     name = getattr(engine, '__name__', 'engine').rsplit('.', 1)[-1]
     if str(functional).lower() not in engine.FUNCTIONALS:
         return f'unknown functional {functional!r} for engine {name!r}; known: {", ".join(engine.FUNCTIONALS)}.'
-    if protocol not in engine.PROTOCOLS:
+    if protocol is not None and protocol not in engine.PROTOCOLS:
         return f'unknown protocol {protocol!r} for engine {name!r}; known: {", ".join(engine.PROTOCOLS)}.'
     return check_geometry(structure)
-
-
-def merge_dicts(base: Mapping, overrides: Mapping | None) -> dict:
-    """A copy of ``base`` with ``overrides`` merged in recursively (nested mappings merged, other values replaced)."""
-    merged = {key: (merge_dicts(value, None) if isinstance(value, Mapping) else value) for key, value in base.items()}
-    for key, value in (overrides or {}).items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_dicts(merged[key], value)
-        else:
-            merged[key] = merge_dicts(value, None) if isinstance(value, Mapping) else value
-    return merged

@@ -15,19 +15,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
-import yaml
 from aiida import orm
 from aiida.engine import ProcessHandlerReport, process_handler
 from aiida_quantumespresso.calculations.pw import PwCalculation
 from aiida_quantumespresso.common.types import RestartType
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 
-from . import DftOutputError, Labels, check_common, merge_dicts
+from ..protocols import ProtocolMixin, merge
+from . import DftOutputError, Labels, check_common
 
 __all__ = (
     'CALCJOB_PLUGIN',
@@ -37,6 +35,8 @@ __all__ = (
     'PROTOCOLS',
     'WORKCHAIN',
     'MlffdiffPwBaseWorkChain',
+    'QeProtocol',
+    'build',
     'get_builder',
     'get_settings',
     'kpoints_mesh',
@@ -125,11 +125,15 @@ class MlffdiffPwBaseWorkChain(PwBaseWorkChain):
 WORKCHAIN = MlffdiffPwBaseWorkChain
 
 
-@cache
+class QeProtocol(ProtocolMixin):
+    """The QE single-point protocols (``protocols/reference_qe.yaml``), with a section per functional."""
+
+    _protocol_file = 'reference_qe.yaml'
+
+
 def load_protocols() -> dict:
     """The content of ``protocols/reference_qe.yaml``."""
-    text = resources.files('aiida_mlffdiff.protocols').joinpath('reference_qe.yaml').read_text(encoding='utf-8')
-    return yaml.safe_load(text)
+    return QeProtocol._load_protocol_file()
 
 
 def default_pseudo_family() -> str:
@@ -137,22 +141,26 @@ def default_pseudo_family() -> str:
     return load_protocols()['default_pseudo_family']
 
 
+def check_settings(settings: Mapping) -> None:
+    """``ValueError`` naming the keys of ``settings`` that are not settings of a run (``SETTING_KEYS``)."""
+    unknown = sorted(set(settings) - set(SETTING_KEYS))
+    if unknown:
+        raise ValueError(f'unknown setting keys {unknown}; known: {", ".join(SETTING_KEYS)}.')
+
+
 def get_settings(functional: str, protocol: str = 'moderate', overrides: Mapping | None = None) -> dict:
-    """The merged settings (protocol ← functional ← overrides) of one run; see ``reference_qe.yaml`` for the keys.
+    """The resolved settings (protocol ← functional ← overrides) of one run; see ``reference_qe.yaml`` for the keys.
 
     :raises ValueError: unknown functional, protocol or override key.
     """
-    protocols = load_protocols()
+    functionals = load_protocols()['functionals']
     functional = str(functional).lower()
-    if protocol not in protocols['protocols']:
-        raise ValueError(f'unknown protocol {protocol!r}; known: {", ".join(protocols["protocols"])}.')
-    if functional not in protocols['functionals']:
-        raise ValueError(f'unknown functional {functional!r}; known: {", ".join(protocols["functionals"])}.')
-    unknown = sorted(set(overrides or {}) - set(SETTING_KEYS))
-    if unknown:
-        raise ValueError(f'unknown override keys {unknown}; known: {", ".join(SETTING_KEYS)}.')
-    settings = merge_dicts(protocols['protocols'][protocol], protocols['functionals'][functional])
-    return merge_dicts(settings, overrides)
+    if functional not in functionals:
+        raise ValueError(f'unknown functional {functional!r}; known: {", ".join(functionals)}.')
+    check_settings(overrides or {})
+    settings = merge(QeProtocol.get_protocol_inputs(protocol), functionals[functional])
+    settings.pop('description', None)
+    return merge(settings, overrides)
 
 
 def kpoints_mesh(cell: np.ndarray, spacing: float | None) -> list[int]:
@@ -203,12 +211,13 @@ def pseudo_type(pseudo) -> str:
 def validate(
     structure: orm.StructureData,
     functional: str,
-    protocol: str = 'moderate',
+    protocol: str | None = 'moderate',
     *,
     pseudo_family: str | None = None,
     **engine_kwargs: Any,
 ) -> str | None:
-    """The problem with a QE single point of ``structure``, or ``None`` (see :mod:`aiida_mlffdiff.dft`)."""
+    """The problem with a QE single point of ``structure``, or ``None`` (see :mod:`aiida_mlffdiff.dft`; ``protocol``
+    None: resolved settings, no protocol name to check)."""
     import sys
 
     if engine_kwargs:
@@ -270,13 +279,35 @@ def get_builder(
         the family recommends cutoffs (SSSP, PseudoDojo), the larger of those and the protocol's are used.
     :raises ValueError: bad functional, protocol, override, structure or family.
     """
-    import sys
-
     problem = validate(structure, functional, protocol, pseudo_family=pseudo_family)
     if problem:
         raise ValueError(problem)
-    functional = str(functional).lower()
     settings = get_settings(functional, protocol, overrides)
+    builder = build(code, structure, functional, settings, options, pseudo_family=pseudo_family)
+    builder.metadata.label = f'qe-{str(functional).lower()}-{protocol}'
+    return builder
+
+
+def build(
+    code: orm.AbstractCode,
+    structure: orm.StructureData,
+    functional: str,
+    settings: Mapping,
+    options: Mapping | None = None,
+    *,
+    pseudo_family: str | None = None,
+):
+    """A builder of :class:`MlffdiffPwBaseWorkChain` from resolved ``settings`` (:func:`get_settings`).
+
+    :raises ValueError: a setting key that is not one, a structure or family the run cannot take.
+    """
+    import sys
+
+    check_settings(settings)
+    problem = validate(structure, functional, None, pseudo_family=pseudo_family)
+    if problem:
+        raise ValueError(problem)
+    functional = str(functional).lower()
     family = load_pseudo_family(pseudo_family or default_pseudo_family())
 
     ecutwfc, ecutrho = float(settings['ecutwfc']), float(settings['ecutwfc']) * float(settings['dual'])
@@ -293,7 +324,7 @@ def get_builder(
         'SYSTEM': system,
         'ELECTRONS': {'conv_thr': float(settings['conv_thr_per_atom']) * len(structure.sites)},
     }
-    parameters = merge_dicts(generated, settings.get('parameters'))
+    parameters = merge(generated, settings.get('parameters'))
     pseudos = family.get_pseudos(structure=structure)
     system = parameters['SYSTEM']
     if system.get('occupations') == 'fixed' and 'nbnd' not in system:
@@ -308,7 +339,7 @@ def get_builder(
         pw_settings.setdefault('gamma_only', True)
 
     num_threads = int(settings.get('num_threads', 1))
-    run_options = merge_dicts(
+    run_options = merge(
         {
             'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1},
             'max_wallclock_seconds': int(settings['max_wallclock_seconds']),
@@ -332,7 +363,7 @@ def get_builder(
     builder.kpoints = kpoints
     builder.max_iterations = orm.Int(int(settings.get('max_iterations', 5)))
     builder.clean_workdir = orm.Bool(bool(settings.get('clean_workdir', False)))
-    builder.metadata.label = f'qe-{functional}-{protocol}'
+    builder.metadata.label = f'qe-{functional}'
     return builder
 
 

@@ -39,7 +39,8 @@ from aiida.engine import ProcessBuilder
 from aiida.plugins import WorkflowFactory
 from ase.units import GPa
 
-from . import DftOutputError, Labels, check_common, merge_dicts
+from ..protocols import ProtocolMixin, merge
+from . import DftOutputError, Labels, check_common
 
 __all__ = (
     'CALCJOB_PLUGIN',
@@ -49,11 +50,14 @@ __all__ = (
     'OUTPUT_PORTS',
     'PROTOCOLS',
     'WORKCHAIN',
+    'VaspProtocol',
+    'build',
     'get_builder',
     'get_kpoints_mesh',
     'get_potential_mapping',
     'get_protocol',
     'get_protocol_inputs',
+    'get_settings',
     'labels_from_outputs',
     'stress_kbar_to_ase',
     'validate',
@@ -78,11 +82,19 @@ ENERGY_TYPES: tuple[str, ...] = ('energy_extrapolated', 'energy_free', 'energy_n
 KBAR_TO_ASE_EV_A3 = -0.1 * GPa
 
 
-@functools.cache
+class VaspProtocol(ProtocolMixin):
+    """The VASP single-point protocols (``protocols/reference_vasp.yaml``), with INCAR sections per functional."""
+
+    _protocol_file = 'reference_vasp.yaml'
+
+
 def get_protocol() -> dict[str, Any]:
-    """The parsed ``reference_vasp.yaml`` (cached; callers get copies through :func:`get_protocol_inputs`)."""
-    text = resources.files('aiida_mlffdiff.protocols').joinpath('reference_vasp.yaml').read_text(encoding='utf-8')
-    return yaml.safe_load(text)
+    """The parsed ``reference_vasp.yaml`` (a copy)."""
+    return VaspProtocol._load_protocol_file()
+
+
+#: Keys of the resolved settings of one run (the layout of the module docstring).
+SETTING_KEYS: tuple[str, ...] = ('parameters', 'kpoints_spacing', 'settings', 'max_iterations', 'clean_workdir')
 
 
 def _check_names(functional: str, protocol: str) -> tuple[str, str]:
@@ -96,25 +108,23 @@ def _check_names(functional: str, protocol: str) -> tuple[str, str]:
 
 
 def get_protocol_inputs(functional: str, protocol: str = 'moderate', overrides: Mapping | None = None) -> dict:
-    """The workchain inputs of a protocol as plain Python (see the module docstring), with ``overrides`` merged.
+    """The workchain inputs of a protocol as plain Python (see the module docstring), with ``overrides`` merged:
+    ``default_inputs`` ← the protocol ← the functional's INCAR keys (common, then per protocol) ← ``overrides``.
 
     :raises ValueError: unknown functional or protocol.
     """
     functional, protocol = _check_names(functional, protocol)
-    data = get_protocol()
-    per_functional = data['functionals'][functional]
-    incar: dict[str, Any] = {}
-    for part in (data['incar']['common'], data['incar'][protocol], per_functional['common'], per_functional[protocol]):
-        incar.update(part or {})
-    inputs = {
-        'parameters': {'incar': incar},
-        'kpoints_spacing': float(data['kpoints_spacing'][protocol]),
-        'settings': merge_dicts(data['settings'], None),
-        **data['workchain'],
-    }
-    merged = merge_dicts(inputs, overrides)
+    per_functional = get_protocol()['functionals'][functional]
+    inputs = VaspProtocol.get_protocol_inputs(protocol)
+    for part in (per_functional['common'], per_functional[protocol]):
+        inputs = merge(inputs, {'parameters': {'incar': part or {}}})
+    merged = merge(inputs, overrides)
     merged['parameters']['incar'] = {str(key).lower(): value for key, value in merged['parameters']['incar'].items()}
     return merged
+
+
+#: The engine interface's name for :func:`get_protocol_inputs`.
+get_settings = get_protocol_inputs
 
 
 def get_kpoints_mesh(structure: orm.StructureData, spacing: float) -> list[int]:
@@ -189,7 +199,7 @@ def _check_potentials(
 def validate(
     structure: orm.StructureData,
     functional: str,
-    protocol: str,
+    protocol: str | None,
     *,
     potential_family: str | None = None,
     potential_mapping: Mapping | None = None,
@@ -231,18 +241,54 @@ def get_builder(
     :param potential_mapping: element (or kind name) → POTCAR name; defaults to aiida-vasp's recommended sets.
     :raises ValueError: any problem found by :func:`validate`, or a code of another plugin.
     """
-    if not isinstance(code, orm.AbstractCode):
-        raise ValueError(f'expected the VASP code as an AbstractCode, got {type(code).__name__}.')
-    plugin = code.default_calc_job_plugin
-    if plugin not in (None, CALCJOB_PLUGIN):
-        raise ValueError(f'the code {code.full_label!r} runs {plugin!r}, not {CALCJOB_PLUGIN!r}.')
     problem = validate(
         structure, functional, protocol, potential_family=potential_family, potential_mapping=potential_mapping
     )
     if problem:
         raise ValueError(problem)
+    settings = get_protocol_inputs(functional, protocol, overrides)
+    builder = build(
+        code,
+        structure,
+        functional,
+        settings,
+        options,
+        potential_family=potential_family,
+        potential_mapping=potential_mapping,
+    )
+    builder.metadata.label = f'vasp-{str(functional).strip().lower()}-{protocol}'
+    return builder
+
+
+def build(
+    code: orm.AbstractCode,
+    structure: orm.StructureData,
+    functional: str,
+    settings: Mapping,
+    options: Mapping | None = None,
+    *,
+    potential_family: str,
+    potential_mapping: Mapping | None = None,
+) -> ProcessBuilder:
+    """A builder of ``vasp.vasp`` for one single point from resolved ``settings`` (:func:`get_settings`).
+
+    :raises ValueError: a key that is not a setting, a code of another plugin, any problem of :func:`validate`.
+    """
+    if not isinstance(code, orm.AbstractCode):
+        raise ValueError(f'expected the VASP code as an AbstractCode, got {type(code).__name__}.')
+    plugin = code.default_calc_job_plugin
+    if plugin not in (None, CALCJOB_PLUGIN):
+        raise ValueError(f'the code {code.full_label!r} runs {plugin!r}, not {CALCJOB_PLUGIN!r}.')
+    unknown = sorted(set(settings) - set(SETTING_KEYS))
+    if unknown:
+        raise ValueError(f'unknown setting keys {unknown}; known: {", ".join(SETTING_KEYS)}.')
+    problem = validate(
+        structure, functional, None, potential_family=potential_family, potential_mapping=potential_mapping
+    )
+    if problem:
+        raise ValueError(problem)
     functional = str(functional).strip().lower()
-    inputs = get_protocol_inputs(functional, protocol, overrides)
+    inputs = merge(settings)
     mesh = get_kpoints_mesh(structure, inputs['kpoints_spacing'])
     kpoints = orm.KpointsData()
     kpoints.set_cell_from_structure(structure)
@@ -258,11 +304,9 @@ def get_builder(
     builder.settings = orm.Dict(inputs['settings'])
     builder.max_iterations = orm.Int(int(inputs['max_iterations']))
     builder.clean_workdir = orm.Bool(bool(inputs['clean_workdir']))
-    builder.calc.metadata.options = merge_dicts(get_protocol()['options'], options)
-    builder.metadata.label = f'vasp-{functional}-{protocol}'
-    builder.metadata.description = (
-        f'VASP {functional.upper()} single point ({protocol} protocol, k-mesh {"x".join(map(str, mesh))})'
-    )
+    builder.calc.metadata.options = merge(get_protocol()['options'], options)
+    builder.metadata.label = f'vasp-{functional}'
+    builder.metadata.description = f'VASP {functional.upper()} single point (k-mesh {"x".join(map(str, mesh))})'
     return builder
 
 

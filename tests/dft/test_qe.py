@@ -57,7 +57,7 @@ def test_settings_merge_and_unknown_overrides():
     assert settings['ecutfock_factor'] == 2.0
     assert settings['parameters']['SYSTEM']['input_dft'] == 'hse'
     assert settings['parameters']['ELECTRONS'] == {'mixing_beta': 0.3, 'electron_maxstep': 100}
-    with pytest.raises(ValueError, match='unknown override keys'):
+    with pytest.raises(ValueError, match='unknown setting keys'):
         engine.get_settings('pbe', 'fast', {'ecutwfcc': 30})
     with pytest.raises(ValueError, match='unknown functional'):
         engine.get_settings('b3lyp', 'fast')

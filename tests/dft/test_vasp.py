@@ -26,8 +26,9 @@ from aiida import orm
 from ase.build import bulk
 from ase.units import GPa
 
-from aiida_mlffdiff.dft import DftOutputError, Labels, get_dft_engine, merge_dicts
+from aiida_mlffdiff.dft import DftOutputError, Labels, get_dft_engine
 from aiida_mlffdiff.dft import vasp as engine
+from aiida_mlffdiff.protocols import merge
 
 FIXTURES = Path(__file__).parent / 'fixtures' / 'vasp'
 FAMILY = 'mlffdiff-test-stub-potcars'
@@ -245,7 +246,7 @@ def test_builder(functional, vasp_code, potcar_family, lpsc_cell):
     assert offset == [0.0, 0.0, 0.0]
     assert builder.potential_family.value == FAMILY
     assert builder.potential_mapping.get_dict() == {'Li': 'Li_sv', 'P': 'P', 'S': 'S', 'Cl': 'Cl'}
-    assert builder.settings.get_dict() == engine.get_protocol()['settings']
+    assert builder.settings.get_dict() == engine.get_protocol()['default_inputs']['settings']
     options = builder.calc.metadata.options
     assert options['max_wallclock_seconds'] == 600
     assert options['resources'] == {'num_machines': 1}
@@ -371,7 +372,7 @@ def test_dry_run_files(functional, vasp_code, potcar_family, lpsc_cell, tmp_path
 # ------------------------------------------------------------------------------ (b) real outputs, aiida-vasp parser
 def test_parser_single_point(aiida_localhost):
     """Real VASP outputs (In4As4) → aiida-vasp's parser → labels_from_outputs agrees with ASE and with the XML."""
-    settings = engine.get_protocol()['settings']
+    settings = engine.get_protocol()['default_inputs']['settings']
     folder = FIXTURES / 'single_point'
     outputs, parse_node = parse_with_aiida_vasp(aiida_localhost, folder, settings, {'ibrion': -1, 'nsw': 0}, True)
     assert parse_node.is_finished_ok, parse_node.exit_message
@@ -405,7 +406,7 @@ def test_single_point_into_training_set(aiida_localhost):
     from aiida_mlffdiff.data.training_set import TrainingSet
 
     folder = FIXTURES / 'single_point'
-    outputs, _ = parse_with_aiida_vasp(aiida_localhost, folder, engine.get_protocol()['settings'])
+    outputs, _ = parse_with_aiida_vasp(aiida_localhost, folder, engine.get_protocol()['default_inputs']['settings'])
     labels = engine.labels_from_outputs(outputs)
     atoms = ase.io.read(folder / 'CONTCAR', format='vasp')
     atoms.calc = SinglePointCalculator(
@@ -462,8 +463,8 @@ def test_workchain_end_to_end(vasp_code, potcar_family, aiida_localhost, tmp_pat
 # -------------------------------------------------------------------------------- (c) relaxation: last ionic step
 def test_parser_relax_last_step(aiida_localhost):
     """Si8 relaxation (vasprun.xml only): misc holds the forces and stress of the last of the 19 ionic steps."""
-    settings = merge_dicts(
-        engine.get_protocol()['settings'],
+    settings = merge(
+        engine.get_protocol()['default_inputs']['settings'],
         # only vasprun.xml is shipped: no OUTCAR/vasp_output, hence no run_status to check
         {'parser_settings': {'check_completeness': False, 'critical_objects': ['vasprun.xml'], 'check_errors': False}},
     )

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from ...protocols import ProtocolMixin, load_protocol_file
 from .base import LEARNING_RATE_KEY, Command, JobFiles, TrainingWriter
 from .deepmd import DeepmdWriter
 from .mace import MaceWriter
@@ -18,6 +15,7 @@ __all__ = (
     'WRITERS',
     'Command',
     'JobFiles',
+    'TrainingProtocol',
     'TrainingWriter',
     'get_protocol_parameters',
     'get_writer',
@@ -38,11 +36,15 @@ def get_writer(architecture: str) -> TrainingWriter:
         raise ValueError(f'unknown architecture {architecture!r}: accepted are {", ".join(sorted(WRITERS))}.') from None
 
 
-@cache
+class TrainingProtocol(ProtocolMixin):
+    """The training protocols (``protocols/training.yaml``): per protocol, hyper-parameters per architecture."""
+
+    _protocol_file = 'training.yaml'
+
+
 def load_protocols() -> dict[str, Any]:
     """The content of ``protocols/training.yaml``."""
-    text = resources.files('aiida_mlffdiff.protocols').joinpath('training.yaml').read_text(encoding='utf-8')
-    return yaml.safe_load(text)
+    return load_protocol_file('training.yaml')
 
 
 def get_protocol_parameters(
@@ -52,12 +54,8 @@ def get_protocol_parameters(
 
     The result is checked against the writer's schema (types and values; species are checked at submission).
     """
-    protocols = load_protocols()
-    protocol = protocol or protocols['default_protocol']
-    if protocol not in protocols['protocols']:
-        raise ValueError(f'unknown protocol {protocol!r}: accepted are {", ".join(protocols["protocols"])}.')
     writer = get_writer(architecture)
-    parameters = dict(protocols['architectures'][architecture][protocol])
+    parameters = TrainingProtocol.get_protocol_inputs(protocol)[architecture]
     parameters.update(overrides or {})
     writer.validate(parameters)
     return parameters
