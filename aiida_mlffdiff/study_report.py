@@ -80,6 +80,13 @@ def study_rows(study: orm.WorkflowNode) -> list[dict]:
         item['call']['label'][len('diffusion_') :]: (item['model']['id'], item['model']['attributes'])
         for item in models.dict()
     }
+    md = _called(study, 'diffusion_')
+    md.append(
+        orm.Dict, with_outgoing='chain', edge_filters={'label': 'md__md__parameters'}, tag='md', project=['attributes']
+    )
+    engine_of = {
+        item['call']['label'][len('diffusion_') :]: item['md']['attributes'].get('engine') for item in md.dict()
+    }
     rows = []
     for label in sorted(diffusion):
         pk, attributes = model_of[label]
@@ -92,6 +99,7 @@ def study_rows(study: orm.WorkflowNode) -> list[dict]:
                 outputs['summary'],
                 outputs.get('arrhenius'),
                 training.get(label, {}).get('test_metrics'),
+                engine_of.get(label),
             )
         )
     return rows
@@ -114,6 +122,7 @@ def table_columns(rows: list[dict]) -> list[str]:
         'functional',
         'architecture',
         'model',
+        'MD engine',
         'force RMSE (meV/Å)',
         *(f'D({t:g} K) (cm²/s)' for t in temperatures),
         'Ea (eV)',
@@ -125,8 +134,9 @@ def table_columns(rows: list[dict]) -> list[str]:
 def table_cells(row: dict, columns: list[str]) -> list[str]:
     """One row as text cells in the order of ``columns``."""
     by_temperature = {entry['temperature_K']: entry for entry in row['temperatures'].values()}
-    cells = [row['functional'], row['architecture'], str(row['model_pk']), _value(row['force_rmse_meV_A'], fmt='.1f')]
-    for column in columns[4:-3]:
+    cells = [row['functional'], row['architecture'], str(row['model_pk']), row.get('md_engine') or 'n/a']
+    cells.append(_value(row['force_rmse_meV_A'], fmt='.1f'))
+    for column in columns[5:-3]:
         entry = by_temperature.get(float(column.split('(')[1].split(' K')[0]))
         cells.append(_value(entry['D_cm2_s'], entry['D_err_cm2_s']) if entry else 'n/a')
     sigma = row['sigma_extrapolated_mS_cm']
@@ -150,7 +160,15 @@ def format_table(rows: list[dict]) -> str:
 def table_csv(rows: list[dict]) -> str:
     """The rows as CSV with raw numbers (one D and SE column pair per temperature)."""
     temperatures = sorted({entry['temperature_K'] for row in rows for entry in row['temperatures'].values()})
-    header = ['label', 'functional', 'architecture', 'model_pk', 'force_rmse_meV_A', 'energy_rmse_meV_atom']
+    header = [
+        'label',
+        'functional',
+        'architecture',
+        'model_pk',
+        'md_engine',
+        'force_rmse_meV_A',
+        'energy_rmse_meV_atom',
+    ]
     for t in temperatures:
         header += [f'D_{t:g}K_cm2_s', f'D_err_{t:g}K_cm2_s', f'n_replicas_{t:g}K']
     header += ['Ea_eV', 'Ea_err_eV', 'D0_cm2_s', 'extrapolation_temperature_K', 'D_extrapolated_cm2_s']
@@ -160,7 +178,7 @@ def table_csv(rows: list[dict]) -> str:
     writer.writerow(header)
     for row in rows:
         by_temperature = {entry['temperature_K']: entry for entry in row['temperatures'].values()}
-        values = [row[key] for key in header[:6]]
+        values = [row.get(key) for key in header[:7]]
         for t in temperatures:
             entry = by_temperature.get(t, {})
             values += [entry.get('D_cm2_s'), entry.get('D_err_cm2_s'), entry.get('n_replicas')]

@@ -22,10 +22,11 @@ Engines (parameter ``engine``; checked against the model's architecture and the 
 - ``lammps``: DeePMD through ``pair_style deepmd`` runs as its own work chain, ``LammpsEnsembleWorkChain``
   (``mlffdiff.lammps_ensemble``, one ``lammps.raw`` job per replica); this CalcJob refuses it at submission.
 
-Without ``engine`` the engine follows the code's environment (a ``torchsim-*`` python: ``torchsim``; otherwise
-``ase``). :func:`default_engine` (architecture, atoms per replica) is the measured fastest engine on CPU
-(docs/md_engines.md), for workflows that pick a code; :func:`engine_environment` names the environment whose
-python runs a model with an engine.
+The engine is an explicit parameter, stored with the job's inputs (a query finds which engine produced each MSD);
+the code's ``mlffdiff_engine`` extra (mutable, outside the provenance) is only a hint for builders
+(:func:`code_engine`), never read to decide what a job runs. :func:`default_engine` (architecture, atoms per
+replica) is the measured fastest engine on CPU (docs/md_engines.md), for workflows that pick a code;
+:func:`engine_environment` names the environment whose python runs a model with an engine.
 
 Parameters (``parameters`` Dict, checked at submission; units in the names):
 
@@ -41,7 +42,7 @@ Parameters (``parameters`` Dict, checked at submission; units in the names):
 - ``mobile_species`` (default ``'Li'``): must be in the structure, and must not be all of it.
 - ``n_replicas`` (default 4, ≥ 1); ``seeds`` (list of n_replicas distinct ints) or ``seed`` (base, default 0:
   replica i gets ``seed + i``).
-- ``engine`` (default: from the code's environment, see above): ``ase`` or ``torchsim``.
+- ``engine`` (required): ``ase`` or ``torchsim``.
 - ``max_failed_fraction`` (default 0.5, in [0, 1)): the parser fails the job (``ERROR_TOO_MANY_FAILED_REPLICAS``)
   when a larger fraction of replicas blew up; it still attaches the MSD of the good ones.
 
@@ -74,6 +75,7 @@ __all__ = (
     'PARAMETERS',
     'TORCHSIM_ARCHITECTURES',
     'MdEnsembleCalculation',
+    'code_engine',
     'default_engine',
     'engine_environment',
     'engine_problem',
@@ -129,19 +131,22 @@ PARAMETERS = {
     'n_replicas': Option(int, 4, 'independent replicas', _at_least_one),
     'seeds': Option((list, type(None)), None, 'one seed per replica (else seed + i)', _seeds),
     'seed': Option(int, 0, 'base seed: replica i gets seed + i', _non_negative),
-    'engine': Option((str, type(None)), None, 'MD engine: ase or torchsim (default: from the code)'),
+    'engine': Option(str, REQUIRED, 'MD engine: ase or torchsim'),
     'max_failed_fraction': Option(float, 0.5, 'largest tolerated fraction of failed replicas', _failed_fraction),
 }
 
 
-def md_parameters(raw, symbols) -> dict:
-    """The parameters completed with defaults (coupling, sampling interval, seeds), or ValueError."""
+def md_parameters(raw, symbols, *, calcjob: bool = True) -> dict:
+    """The parameters completed with defaults (coupling, sampling interval, seeds), or ValueError.
+
+    :param calcjob: whether the engine must be one this CalcJob runs (False for the LAMMPS chain's parameters).
+    """
     parameters = validate_parameters(raw, PARAMETERS, 'md_ensemble parameters')
     problems = []
     engine = parameters['engine']
-    if engine is not None and engine not in MD_ENGINES:
+    if engine not in MD_ENGINES:
         problems.append(f'engine {engine!r} is unknown (known: {", ".join(MD_ENGINES)})')
-    elif engine is not None and not MD_ENGINES[engine]:
+    elif calcjob and not MD_ENGINES[engine]:
         ready = ', '.join(name for name, runs in MD_ENGINES.items() if runs)
         problems.append(
             f'engine {engine!r} does not run in this CalcJob (it runs: {ready}); use LammpsEnsembleWorkChain '
@@ -220,11 +225,13 @@ def code_environment(code) -> str | None:
     return code.base.extras.get(ENGINE_EXTRA, None) if code is not None else None
 
 
-def resolve_engine(engine: str | None, code) -> str:
-    """The MD engine: ``engine`` if given, else ``torchsim`` for a code of a ``torchsim-*`` environment, else ase."""
-    if engine is not None:
-        return engine
+def code_engine(code) -> str:
+    """A builder's guess of the MD engine a code runs, from its ``mlffdiff_engine`` extra (a hint, not provenance):
+    ``lammps`` for a LAMMPS build (or a ``lammps.raw`` code), ``torchsim`` for a ``torchsim-*`` python, else ``ase``.
+    Builders write the result into the MD parameters, where the job reads it."""
     environment = code_environment(code) or ''
+    if environment == 'lammps' or (code is not None and code.default_calc_job_plugin == 'lammps.raw'):
+        return 'lammps'
     return 'torchsim' if environment.startswith('torchsim-') else 'ase'
 
 
@@ -285,32 +292,47 @@ def validate_supercell(value, _=None) -> str | None:
     return None
 
 
-def validate_inputs(value, _=None) -> str | None:
-    """Submission-time checks of the parameters, the structure, the model and the code."""
+def md_problem(
+    model: MlffModel,
+    structure: orm.StructureData,
+    supercell: orm.List | None,
+    raw: dict | None,
+    *,
+    calcjob: bool = True,
+) -> tuple[str | None, str | None]:
+    """``(problem, engine)`` of MD inputs: a non-periodic cell, bad parameters, species the model lacks, atoms
+    closer than :data:`MIN_DISTANCE_A`; ``problem`` is None when they are fine (``engine`` then is the parameter)."""
     from ase.neighborlist import neighbor_list
 
+    if not all(structure.pbc):
+        return f'the structure must be periodic in all three directions, got pbc {structure.pbc}.', None
+    atoms = build_atoms(structure, supercell)
+    symbols = atoms.get_chemical_symbols()
+    try:
+        engine = md_parameters(raw, symbols, calcjob=calcjob)['engine']
+    except ValueError as exception:
+        return str(exception), None
+    try:
+        model.check_species(set(symbols))
+    except ValueError as exception:
+        return f'the model cannot run this structure: {exception}', None
+    distances = neighbor_list('d', atoms, MIN_DISTANCE_A)
+    if distances.size:
+        return f'atoms overlap in the MD cell: two are {distances.min():.3f} Å apart (< {MIN_DISTANCE_A} Å).', None
+    return None, engine
+
+
+def validate_inputs(value, _=None) -> str | None:
+    """Submission-time checks of the parameters, the structure, the model and the code."""
     model, structure, code = value.get('model'), value.get('structure'), value.get('code')
     if model is None or structure is None:
         return None
     if validate_supercell(value.get('supercell')):
         return None  # the port reports it
-    if not all(structure.pbc):
-        return f'the structure must be periodic in all three directions, got pbc {structure.pbc}.'
-    atoms = build_atoms(structure, value.get('supercell'))
-    symbols = atoms.get_chemical_symbols()
     parameters = value.get('parameters')
-    try:
-        engine = md_parameters(parameters.get_dict() if parameters is not None else None, symbols)['engine']
-    except ValueError as exception:
-        return str(exception)
-    try:
-        model.check_species(set(symbols))
-    except ValueError as exception:
-        return f'the model cannot run this structure: {exception}'
-    distances = neighbor_list('d', atoms, MIN_DISTANCE_A)
-    if distances.size:
-        return f'atoms overlap in the MD cell: two are {distances.min():.3f} Å apart (< {MIN_DISTANCE_A} Å).'
-    return engine_problem(model, resolve_engine(engine, code), code)
+    raw = parameters.get_dict() if parameters is not None else None
+    problem, engine = md_problem(model, structure, value.get('supercell'), raw)
+    return problem or engine_problem(model, engine, code)
 
 
 class MdEnsembleCalculation(DriverCalculation):
@@ -364,8 +386,8 @@ class MdEnsembleCalculation(DriverCalculation):
 
     @property
     def engine(self) -> str:
-        """The MD engine of this job (``ase`` or ``torchsim``)."""
-        return resolve_engine(self.inputs.parameters.get_dict().get('engine'), self.inputs.code)
+        """The MD engine of this job (``ase`` or ``torchsim``): its ``engine`` parameter."""
+        return self.inputs.parameters.get_dict()['engine']
 
     def environment_name(self) -> str:
         """The environment whose python runs the model with this job's engine (e.g. ``torchsim-nequip``)."""

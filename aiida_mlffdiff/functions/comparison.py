@@ -13,6 +13,7 @@ ROW_KEYS = (
     'functional',
     'architecture',
     'model_pk',
+    'md_engine',
     'force_rmse_meV_A',
     'energy_rmse_meV_atom',
     'temperatures',
@@ -36,9 +37,11 @@ def comparison_row(
     diffusion: dict,
     arrhenius: dict | None,
     test_metrics: dict | None,
+    md_engine: str | None = None,
 ) -> dict:
     """One row: test-set errors (meV/Å, meV/atom), D ± SE per T (cm²/s), Ea ± error (eV), σ at the extrapolation
-    temperature (mS/cm) with its interval, replicas and simulated ps summed over temperatures."""
+    temperature (mS/cm) with its interval, replicas and simulated ps summed over temperatures; ``md_engine`` is the
+    engine of the row's MD (its MD parameters' ``engine``)."""
     arrhenius = arrhenius or {}
     test_metrics = test_metrics or {}
     temperatures = {
@@ -50,6 +53,7 @@ def comparison_row(
         'functional': label.split('_', 1)[0],
         'architecture': architecture,
         'model_pk': model_pk,
+        'md_engine': md_engine,
         'force_rmse_meV_A': test_metrics.get('force_rmse_meV_A'),
         'energy_rmse_meV_atom': test_metrics.get('energy_rmse_meV_atom'),
         'temperatures': temperatures,
@@ -71,7 +75,8 @@ def compare_study(failed: Dict | None = None, **rows) -> Dict:
     """The comparison table of a study from each row's nodes.
 
     :param rows: label (``<functional>_<architecture>``) → ``{'model': MlffModel, 'diffusion': Dict (the
-        DiffusionWorkChain summary), 'arrhenius': Dict (optional), 'test_metrics': Dict (optional)}``.
+        DiffusionWorkChain summary), 'arrhenius': Dict (optional), 'test_metrics': Dict (optional),
+        'md_parameters': Dict (optional: the MD parameters of the row's DiffusionWorkChain, for the engine)}``.
     :param failed: label → why that row is missing.
     """
     if not rows:
@@ -89,6 +94,7 @@ def compare_study(failed: Dict | None = None, **rows) -> Dict:
                 row['diffusion'].get_dict(),
                 row['arrhenius'].get_dict() if 'arrhenius' in row else None,
                 row['test_metrics'].get_dict() if 'test_metrics' in row else None,
+                row['md_parameters'].get_dict().get('engine') if 'md_parameters' in row else None,
             )
         )
     return Dict({'rows': table, 'failed': failed.get_dict() if failed is not None else {}})

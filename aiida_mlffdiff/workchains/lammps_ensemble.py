@@ -47,7 +47,8 @@ from ..calculations.md_ensemble import (
     build_atoms,
     code_environment,
     md_parameters,
-    validate_inputs,
+    md_problem,
+    validate_supercell,
 )
 from ..data.mlff_model import MlffModel
 from ..environments.engines import thread_variables
@@ -70,7 +71,7 @@ def without_engine(raw: dict | None) -> dict:
 
 def lammps_md_parameters(raw: dict | None, symbols) -> dict:
     """The MD parameters validated as MdEnsembleCalculation's (``engine`` omitted or ``'lammps'``), or ValueError."""
-    return md_parameters(without_engine(raw), symbols)
+    return md_parameters({**without_engine(raw), 'engine': ENGINE}, symbols, calcjob=False)
 
 
 def validate_lammps_inputs(value, _=None) -> str | None:
@@ -89,9 +90,17 @@ def validate_lammps_inputs(value, _=None) -> str | None:
         raw = without_engine(parameters.get_dict() if parameters is not None else None)
     except ValueError as exception:
         return str(exception)
-    checked = {key: value.get(key) for key in ('model', 'structure', 'supercell')}
-    checked['parameters'] = orm.Dict(raw)
-    return validate_inputs(checked)
+    model, structure, supercell = value.get('model'), value.get('structure'), value.get('supercell')
+    if model is None or structure is None or validate_supercell(supercell):
+        return None  # the ports report it
+    problem, _ = md_problem(model, structure, supercell, {**raw, 'engine': ENGINE}, calcjob=False)
+    if problem:
+        return problem
+    try:
+        model.verify_checksum()
+    except ValueError as exception:
+        return str(exception)
+    return None
 
 
 @calcfunction
@@ -235,8 +244,7 @@ def msd_from_lammps_dumps(structure: orm.StructureData, parameters: orm.Dict, jo
     """
     supercell = kwargs.get('supercell')
     atoms = build_atoms(structure, supercell)
-    raw = {key: value for key, value in parameters.get_dict().items() if key != 'engine'}
-    values = md_parameters(raw, atoms.get_chemical_symbols())
+    values = lammps_md_parameters(parameters.get_dict(), atoms.get_chemical_symbols())
     job_info = jobs.get_dict()
     names = sorted(job_info, key=lambda name: int(name.rsplit('_', 1)[-1]))
     results = []

@@ -26,7 +26,7 @@ SYMBOLS = ['Li', 'Li', 'P', 'S', 'S', 'Cl']
 def parameters(**overrides) -> dict:
     raw = {'temperature_K': 600.0, 'production_ps': 2.0, 'equilibration_ps': 0.5, 'sampling_interval_fs': 20.0}
     raw.update(overrides)
-    return md_parameters(raw, SYMBOLS)
+    return md_parameters({**raw, 'engine': 'lammps'}, SYMBOLS, calcjob=False)
 
 
 def commands(script: str) -> list[str]:

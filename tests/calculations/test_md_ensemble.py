@@ -67,7 +67,7 @@ def exports(calcinfo) -> dict[str, str]:
     return dict(line.removeprefix('export ').split('=', 1) for line in lines)
 
 
-BASE = {'temperature_K': 600.0, 'production_ps': 1.0, 'n_replicas': 3}
+BASE = {'temperature_K': 600.0, 'production_ps': 1.0, 'n_replicas': 3, 'engine': 'ase'}
 
 
 def test_prepare(stand_in_model, engine_python, lpsc_structure, tmp_path):
@@ -158,6 +158,7 @@ def _structure(symbols, positions, cell=(8.0, 8.0, 8.0), pbc=True):
         ({**BASE, 'n_replicas': 0}, 'n_replicas must be at least 1'),
         ({**BASE, 'seeds': [1, 2]}, 'seeds has 2 entries for n_replicas 3'),
         ({**BASE, 'seeds': [1, 1, 2]}, 'seeds must be distinct'),
+        ({key: value for key, value in BASE.items() if key != 'engine'}, 'engine is required'),
         ({**BASE, 'mobile_species': 'Na'}, 'mobile_species Na is not in the structure'),
         ({**BASE, 'engine': 'torch-sim'}, "engine 'torch-sim' is unknown"),
         ({**BASE, 'engine': 'lammps'}, 'use LammpsEnsembleWorkChain'),
@@ -255,6 +256,7 @@ ENSEMBLE = {
     'sampling_interval_fs': 10.0,
     'n_replicas': 2,
     'seed': 5,
+    'engine': 'ase',
 }
 
 
@@ -409,6 +411,7 @@ MLFF_TRAJECTORY = {
     'sampling_interval_fs': 10.0,
     'n_replicas': 4,
     'seed': 11,
+    'engine': 'ase',
 }
 
 

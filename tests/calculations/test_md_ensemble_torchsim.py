@@ -66,13 +66,13 @@ def instantiate(**inputs):
 
 
 def test_prepare_torchsim(stand_in, python_code, lpsc_structure, tmp_path):
-    """The engine follows the code's environment; the torch-sim driver is shipped with the ones it imports."""
+    """engine torchsim: the torch-sim driver is shipped with the ones it imports."""
     model = stand_in('deepmd')
     process = instantiate(
         code=python_code('torchsim-deepmd'),
         model=model,
         structure=lpsc_structure,
-        parameters=orm.Dict({**BASE, 'seed': 3}),
+        parameters=orm.Dict({**BASE, 'seed': 3, 'engine': 'torchsim'}),
         metadata={'options': {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 2}}},
     )
     sandbox = tmp_path / 'sandbox'
@@ -288,20 +288,25 @@ def test_md_engine_code_follows_the_measured_default(stand_in, own_computer):
     assert md_engine_code(batch_nequip, 13, computer.label)[0] == 'torchsim'
 
 
-def test_study_takes_the_measured_engine(stand_in, own_computer):
-    """A study runs DeePMD on a small cell with torch-sim once its code exists, unless the MD parameters name one."""
-    from aiida_mlffdiff.workchains.study import study_md_code
+def test_study_takes_the_measured_engine(own_computer):
+    """A study's builder picks torch-sim for DeePMD on a small cell once its code exists (NequIP only when trained
+    for the batch target); otherwise ase with the model's own python."""
+    from aiida_mlffdiff.workchains.study import study_md_engine
 
     computer = own_computer('study-engine')
     given = orm.InstalledCode(
         label='my-deepmd-python', computer=computer, filepath_executable='/opt/envs/engine/bin/python'
     ).store()
-    deepmd = stand_in('deepmd')
-    assert study_md_code(deepmd, 13, given, {}) is given  # nothing registered under the setup labels
+    assert study_md_engine('deepmd', 13, given) == ('ase', given)  # nothing registered under the setup labels
     torchsim = orm.InstalledCode(
         label='mlffdiff-torchsim-deepmd-python', computer=computer, filepath_executable='/opt/envs/ts/bin/python'
     ).store()
-    torchsim.base.extras.set('mlffdiff_engine', 'torchsim-deepmd')
-    assert study_md_code(deepmd, 13, given, {}).pk == torchsim.pk
-    assert study_md_code(deepmd, 13, given, {'engine': 'ase'}) is given
-    assert study_md_code(deepmd, 416, given, {}) is given  # batching does not pay at 416 atoms
+    engine, code = study_md_engine('deepmd', 13, given)
+    assert (engine, code.pk) == ('torchsim', torchsim.pk)
+    assert study_md_engine('deepmd', 416, given) == ('ase', given)  # batching does not pay at 416 atoms
+    assert study_md_engine('mace', 13, given) == ('ase', given)
+    orm.InstalledCode(
+        label='mlffdiff-torchsim-nequip-python', computer=computer, filepath_executable='/opt/envs/tn/bin/python'
+    ).store()
+    assert study_md_engine('nequip', 13, given, {'compile_target': 'ase'}) == ('ase', given)
+    assert study_md_engine('nequip', 13, given, {'compile_target': 'batch'})[0] == 'torchsim'

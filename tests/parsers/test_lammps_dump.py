@@ -115,7 +115,7 @@ def test_thermo_and_stdout():
     ],
 )
 def test_replica_checks(cell, blow, status, done):
-    parameters = md_parameters(RAW, cell.get_chemical_symbols())
+    parameters = md_parameters({**RAW, 'engine': 'lammps'}, cell.get_chemical_symbols(), calcjob=False)
     result = replica_from_files(fake_files(cell, 1, blow=blow), cell, parameters, seed=1)
     assert result['status'] == status, result['message']
     assert result['n_frames_done'] == done
@@ -130,7 +130,7 @@ def test_replica_checks(cell, blow, status, done):
 
 
 def test_replica_stopped_early_and_hot_equilibration(cell):
-    parameters = md_parameters(RAW, cell.get_chemical_symbols())
+    parameters = md_parameters({**RAW, 'engine': 'lammps'}, cell.get_chemical_symbols(), calcjob=False)
     files = fake_files(cell, 1, frames=5)
     files[LAMMPS_STDOUT] += 'ERROR: Lost atoms: original 12 current 11\n'
     result = replica_from_files(files, cell, parameters, seed=1, job_message='exit 309')

@@ -27,6 +27,7 @@ PARAMETERS = {
     'sampling_interval_fs': 10.0,
     'n_replicas': 3,
     'seeds': [5, 6, 7],
+    'engine': 'ase',
 }
 
 
