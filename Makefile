@@ -24,10 +24,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[tests,dev,docs]'
 	touch $@
 
+# verdi presto describes localhost with one process per machine; the MD workers of a job come from the computer
+# (never from the submitting host), so the embedded profile's localhost gets this machine's cores.
 profile: $(VENV)/.installed
 	@mkdir -p $(AIIDA_PATH)
 	@$(BIN)/verdi profile show $(PROFILE) >/dev/null 2>&1 \
-		|| $(BIN)/verdi presto --profile-name $(PROFILE) --use-zeromq
+		|| { $(BIN)/verdi presto --profile-name $(PROFILE) --use-zeromq \
+		&& $(BIN)/python -c "from aiida import load_profile, orm; load_profile('$(PROFILE)'); \
+		orm.load_computer('localhost').set_default_mpiprocs_per_machine($$(nproc))"; }
 	@echo "AiiDA profile '$(PROFILE)' in $(AIIDA_PATH)"
 
 # One isolated environment per MLFF engine (cached in ~/.cache/aiida-mlffdiff/envs, reused when the pins are

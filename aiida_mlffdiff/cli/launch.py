@@ -169,7 +169,7 @@ def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: st
     except ValueError as exception:
         raise ValueError(f'cannot build the study: {exception}') from exception
     spec = MlffDiffusionStudyWorkChain.spec().inputs
-    problem = spec.validate(spec.pre_process(dict(builder)))
+    problem = spec.validate(spec.pre_process(builder._inputs(prune=True)))
     if problem is not None:
         raise ValueError(f'invalid study inputs: {problem.message}')
     if daemon:

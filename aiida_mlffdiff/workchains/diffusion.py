@@ -14,22 +14,19 @@ Finally ``fit_arrhenius`` extrapolates D and σ to ``extrapolation_temperature``
 A temperature whose OK replicas ran on average more than :data:`TEMPERATURE_TOLERANCE` away from the target (and
 further than three standard errors of their mean) gets a warning: its D belongs to another temperature.
 
-A batch is an ``MdEnsembleBaseWorkChain`` (engines ``ase`` and ``torchsim``, the engine following the code), or a
-:class:`~aiida_mlffdiff.workchains.lammps_ensemble.LammpsEnsembleWorkChain` when the code is a LAMMPS build (its
-``mlffdiff_engine`` extra is ``lammps`` or its default plugin ``lammps.raw``) or the parameters say
-``engine: lammps``; both give the same ``msd`` and ``thermo``. LAMMPS batches are not restarted with a smaller
-timestep.
+A batch is an ``MdEnsembleBaseWorkChain`` (engines ``ase`` and ``torchsim``), or a
+:class:`~aiida_mlffdiff.workchains.lammps_ensemble.LammpsEnsembleWorkChain` when the MD parameters say
+``engine: lammps``; both give the same ``msd`` and ``thermo``. The engine is always an MD parameter, an input of
+the chain (``get_builder_from_protocol`` writes it, guessing from the code only when none is given). LAMMPS
+batches are not restarted with a smaller timestep.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from collections.abc import Mapping
-from importlib import resources
 
-import yaml
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import (
@@ -41,11 +38,12 @@ from aiida.engine import (
     while_,
 )
 
-from ..calculations.md_ensemble import MdEnsembleCalculation, code_environment, md_engine_code
+from ..calculations.md_ensemble import MdEnsembleCalculation, code_engine, md_engine_code
 from ..data.mlff_model import MlffModel
 from ..functions.arrhenius import fit_arrhenius
 from ..functions.diffusion import compute_diffusion
 from ..functions.diffusion_summary import summarize_diffusion
+from ..protocols import ProtocolMixin
 from .lammps_ensemble import ENGINE as ENGINE_LAMMPS
 from .lammps_ensemble import LammpsEnsembleWorkChain
 from .restart import RestartWorkChain
@@ -125,13 +123,9 @@ class MdEnsembleBaseWorkChain(RestartWorkChain):
 
 
 def runs_lammps(md: dict) -> bool:
-    """Whether the MD inputs ask for LAMMPS: engine 'lammps', or a code of the lammps environment / lammps.raw."""
-    code, parameters = md.get('code'), md.get('parameters')
-    if parameters is not None and parameters.get_dict().get('engine') == ENGINE_LAMMPS:
-        return True
-    return code is not None and (
-        code_environment(code) == ENGINE_LAMMPS or code.default_calc_job_plugin == 'lammps.raw'
-    )
+    """Whether the MD inputs ask for LAMMPS: their ``engine`` parameter is 'lammps'."""
+    parameters = md.get('parameters')
+    return parameters is not None and parameters.get_dict().get('engine') == ENGINE_LAMMPS
 
 
 def temperature_label(temperature: float) -> str:
@@ -174,6 +168,8 @@ def validate_inputs(value, _=None) -> str | None:
         clash = sorted(set(parameters.get_dict()) & set(CHAIN_KEYS))
         if clash:
             return f'md.md.parameters must not set {", ".join(clash)}: the DiffusionWorkChain sets them.'
+        if 'engine' not in parameters.get_dict():
+            return "md.md.parameters must name the MD engine: 'ase', 'torchsim' or 'lammps'."
     return None
 
 
@@ -213,14 +209,10 @@ def nonpositive_warning(label: str, estimate: Mapping) -> str | None:
     )
 
 
-def load_protocols() -> dict:
-    """The content of ``protocols/diffusion.yaml``."""
-    text = resources.files('aiida_mlffdiff.protocols').joinpath('diffusion.yaml').read_text(encoding='utf-8')
-    return yaml.safe_load(text)
-
-
-class DiffusionWorkChain(WorkChain):
+class DiffusionWorkChain(ProtocolMixin, WorkChain):
     """D(T) of the mobile species to a target relative error at each temperature, then an Arrhenius fit."""
+
+    _protocol_file = 'diffusion.yaml'
 
     @classmethod
     def define(cls, spec):
@@ -269,7 +261,7 @@ class DiffusionWorkChain(WorkChain):
     def get_builder_from_protocol(
         cls,
         code: orm.AbstractCode | None,
-        model: MlffModel,
+        model: MlffModel | None,
         structure: orm.StructureData,
         temperatures,
         protocol: str = 'fast',
@@ -279,19 +271,17 @@ class DiffusionWorkChain(WorkChain):
 
         :param code: the python of the engine environment that runs the MD; ``None``: the measured fastest engine for
             the model and cell (:func:`~aiida_mlffdiff.calculations.md_ensemble.md_engine_code`, on ``localhost``).
+        :param model: the model (``None``: set later, as the study does; ``code`` is then required).
         :param temperatures: MD temperatures (K).
         :param overrides: replaces protocol values: top-level keys ``target_relative_error``, ``max_replicas``,
             ``replicas_per_batch``, ``extrapolation_temperature``, ``workers``, ``max_wallclock_seconds``,
             ``diffusion_parameters`` (dict), and ``md`` (dict of MD parameters, merged into the protocol's).
         """
-        protocols = load_protocols()['protocols']
-        if protocol not in protocols:
-            raise ValueError(f'unknown protocol {protocol!r}; known: {", ".join(protocols)}.')
         temperatures = [float(t) for t in temperatures] if isinstance(temperatures, list | tuple) else temperatures
         problem = check_temperatures(list(temperatures))
         if problem:
             raise ValueError(problem)
-        settings = {key: value for key, value in protocols[protocol].items() if key != 'description'}
+        settings = cls.get_protocol_inputs(protocol)
         overrides = dict(overrides or {})
         md_parameters = {**settings.pop('md'), **overrides.pop('md', {})}
         unknown = set(overrides) - set(settings) - {'diffusion_parameters'}
@@ -301,9 +291,15 @@ class DiffusionWorkChain(WorkChain):
         clash = sorted(set(md_parameters) & set(CHAIN_KEYS))
         if clash:
             raise ValueError(f'md parameters must not set {", ".join(clash)}: the chain sets them.')
+        if code is None:
+            if model is None:
+                raise ValueError('give the MD code, or the model to pick the fastest engine for.')
+            md_parameters['engine'], code = md_engine_code(model, len(structure.sites))
+        md_parameters.setdefault('engine', code_engine(code))
 
         builder = cls.get_builder()
-        builder.model = model
+        if model is not None:
+            builder.model = model
         builder.structure = structure
         builder.temperatures = orm.List(temperatures)
         builder.target_relative_error = orm.Float(settings['target_relative_error'])
@@ -312,11 +308,10 @@ class DiffusionWorkChain(WorkChain):
         builder.extrapolation_temperature = orm.Float(settings['extrapolation_temperature'])
         if settings.get('diffusion_parameters'):
             builder.diffusion_parameters = orm.Dict(settings['diffusion_parameters'])
-        if code is None:
-            _, code = md_engine_code(model, len(structure.sites))
         builder.md.md.code = code
         builder.md.md.parameters = orm.Dict(md_parameters)
-        workers = min(settings['workers'], settings['replicas_per_batch'], os.cpu_count() or 1)
+        cores = code.computer.get_default_mpiprocs_per_machine() if code.computer is not None else None
+        workers = min(settings['workers'], settings['replicas_per_batch'], cores or settings['workers'])
         builder.md.md.metadata.options.resources = {'num_machines': 1, 'num_mpiprocs_per_machine': workers}
         builder.md.md.metadata.options.max_wallclock_seconds = settings['max_wallclock_seconds']
         return builder

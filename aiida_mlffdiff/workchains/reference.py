@@ -2,9 +2,11 @@
 
 ``ReferenceDataWorkChain`` (``mlffdiff.reference``) takes a namespace of configurations (e.g. the outputs of
 ``sample_configurations``), a functional ('pbe' | 'hse06'), an engine ('qe' | 'vasp', see
-:mod:`aiida_mlffdiff.dft`), a code and a protocol. Everything is validated at submission (engine, functional,
-protocol, periodic cells, overlapping atoms, elements missing from the pseudopotential family, zero
-configurations, a code of the wrong plugin). At most ``max_concurrent`` DFT sub-workchains run at once, in a
+:mod:`aiida_mlffdiff.dft`), a code and the engine's resolved settings (``dft_settings``: what
+``get_builder_from_protocol`` read from the engine's protocol, merged with the overrides, on the client; the chain
+reads no protocol file). Everything is validated at submission (engine, functional, settings, periodic cells,
+overlapping atoms, elements missing from the pseudopotential family, zero configurations, a code of the wrong
+plugin). At most ``max_concurrent`` DFT sub-workchains run at once, in a
 sliding window: the chain waits for the oldest running one, then files every finished one and fills the window
 again (waves that waited for their slowest member left cores idle between waves). Failed configurations are
 reported by pk and listed in the ``summary`` output; more than ``max_failed_fraction`` of them failed is exit
@@ -15,27 +17,20 @@ TrainingSets that differ only by the functional.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import Any
 
-import yaml
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction, while_
 
 from ..data.training_set import TrainingSet
 from ..dft import DftEngineError, get_dft_engine
 from ..functions.collect import collect_training_set
+from ..protocols import ProtocolMixin
 
-__all__ = ('ReferenceDataWorkChain', 'load_protocols', 'reference_summary')
+__all__ = ('ReferenceDataWorkChain', 'reference_summary')
 
 #: Optional inputs that carry engine-specific arguments, by the type of node that holds them.
 ENGINE_INPUT_TYPES = {'pseudo_family': orm.Str, 'potential_family': orm.Str, 'potential_mapping': orm.Dict}
-
-
-def load_protocols() -> dict:
-    """The content of ``protocols/reference.yaml``."""
-    text = resources.files('aiida_mlffdiff.protocols').joinpath('reference.yaml').read_text(encoding='utf-8')
-    return yaml.safe_load(text)
 
 
 @calcfunction
@@ -89,25 +84,25 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     if problem:
         return problem
     functional = inputs['functional'].value
-    protocol = inputs['protocol'].value
     kwargs = engine_kwargs_from_inputs(engine, inputs)
     for key in sorted(configurations):
-        problem = engine.validate(configurations[key], functional, protocol, **kwargs)
+        problem = engine.validate(configurations[key], functional, None, **kwargs)
         if problem:
             return f'configuration {key!r}: {problem}'
-    # Dry run of the builder on the first configuration: checks overrides and options too.
+    # Dry run of the builder on the first configuration: checks the settings and options too.
     first = configurations[sorted(configurations)[0]]
-    overrides = inputs['overrides'].get_dict() if 'overrides' in inputs else None
     options = inputs['options'].get_dict() if 'options' in inputs else None
     try:
-        engine.get_builder(code, first, functional, protocol, overrides, options, **kwargs)
+        engine.build(code, first, functional, inputs['dft_settings'].get_dict(), options, **kwargs)
     except (ValueError, TypeError, KeyError) as exception:
         return f'the {name} inputs cannot be built: {exception}'
     return None
 
 
-class ReferenceDataWorkChain(WorkChain):
+class ReferenceDataWorkChain(ProtocolMixin, WorkChain):
     """DFT single points (energy, forces, stress) of a set of configurations, collected into one TrainingSet."""
+
+    _protocol_file = 'reference.yaml'
 
     @classmethod
     def define(cls, spec):
@@ -123,10 +118,10 @@ class ReferenceDataWorkChain(WorkChain):
         spec.input('engine', valid_type=orm.Str, default=lambda: orm.Str('qe'), help="DFT engine: 'qe' or 'vasp'.")
         spec.input('code', valid_type=orm.AbstractCode, required=False, help='pw.x (qe) or vasp code.')
         spec.input(
-            'protocol',
-            valid_type=orm.Str,
-            default=lambda: orm.Str('moderate'),
-            help="DFT protocol of the engine: 'fast', 'moderate' or 'precise'.",
+            'dft_settings',
+            valid_type=orm.Dict,
+            help="The engine's resolved settings of every single point (``get_settings`` of the engine: cutoffs, "
+            'k-point spacing, SCF threshold, namelists or INCAR), as get_builder_from_protocol resolved them.',
         )
         spec.input('pseudo_family', valid_type=orm.Str, required=False, help='qe: aiida-pseudo family label.')
         spec.input('potential_family', valid_type=orm.Str, required=False, help='vasp: POTCAR family label.')
@@ -143,7 +138,6 @@ class ReferenceDataWorkChain(WorkChain):
             default=lambda: orm.Float(0.1),
             help='Largest tolerated fraction of failed configurations; above it the chain fails (exit 401).',
         )
-        spec.input('overrides', valid_type=orm.Dict, required=False, help='Engine protocol overrides (see dft/).')
         spec.input('options', valid_type=orm.Dict, required=False, help='metadata.options of each DFT CalcJob.')
         spec.inputs.validator = validate_inputs
         spec.outline(
@@ -175,21 +169,24 @@ class ReferenceDataWorkChain(WorkChain):
         protocol: str = 'moderate',
         overrides: dict | None = None,
         options: dict | None = None,
+        *,
+        dft_protocol: str | None = None,
         **engine_kwargs: Any,
     ):
-        """A builder with the concurrency and failure tolerance of ``protocol`` (``protocols/reference.yaml``).
+        """A builder with the concurrency and failure tolerance of ``protocol`` (``protocols/reference.yaml``) and
+        the engine's settings of ``dft_protocol`` (default: ``protocol``) with ``overrides``, resolved here.
 
         :param configurations: StructureData by name, or a sequence (named ``c0000``, ``c0001``...).
         :param engine_kwargs: qe: ``pseudo_family`` (str); vasp: ``potential_family`` (str), ``potential_mapping``
             (dict); also ``max_concurrent`` (int) and ``max_failed_fraction`` (float) replace the protocol's.
+        :raises ValueError: an unknown protocol, engine, functional or override.
         """
-        protocols = load_protocols()['protocols']
-        if protocol not in protocols:
-            raise ValueError(f'unknown protocol {protocol!r}; known: {", ".join(protocols)}.')
-        settings = dict(protocols[protocol])
+        settings = cls.get_protocol_inputs(protocol)
         for key in ('max_concurrent', 'max_failed_fraction'):
             if key in engine_kwargs:
                 settings[key] = engine_kwargs.pop(key)
+        dft_engine = get_dft_engine(engine)
+        dft_settings = dft_engine.get_settings(functional, dft_protocol or protocol, overrides)
         if not isinstance(configurations, Mapping):
             configurations = {f'c{i:04d}': structure for i, structure in enumerate(configurations)}
         builder = cls.get_builder()
@@ -197,17 +194,16 @@ class ReferenceDataWorkChain(WorkChain):
         builder.configurations = dict(configurations)
         builder.functional = orm.Str(functional)
         builder.engine = orm.Str(engine)
-        builder.protocol = orm.Str(protocol)
+        builder.dft_settings = orm.Dict(dft_settings)
         builder.max_concurrent = orm.Int(int(settings['max_concurrent']))
         builder.max_failed_fraction = orm.Float(float(settings['max_failed_fraction']))
-        if overrides:
-            builder.overrides = orm.Dict(overrides)
         if options:
             builder.options = orm.Dict(options)
         for key, value in engine_kwargs.items():
             if key not in ENGINE_INPUT_TYPES:
                 raise ValueError(f'unknown engine argument {key!r}; known: {", ".join(ENGINE_INPUT_TYPES)}.')
             builder[key] = ENGINE_INPUT_TYPES[key](value)
+        builder.metadata.description = f'{engine} {functional} single points, protocol {dft_protocol or protocol}'
         return builder
 
     def setup(self):
@@ -219,7 +215,7 @@ class ReferenceDataWorkChain(WorkChain):
         engine = self.inputs.engine.value.strip().lower()
         self.report(
             f'{len(self.ctx.pending)} configurations, engine {engine}, functional {self.inputs.functional.value}, '
-            f'protocol {self.inputs.protocol.value}, at most {self.inputs.max_concurrent.value} at once'
+            f'at most {self.inputs.max_concurrent.value} at once'
         )
 
     def _engine(self):
@@ -233,17 +229,16 @@ class ReferenceDataWorkChain(WorkChain):
         """Submit DFT sub-workchains until ``max_concurrent`` run, then wait for the oldest running one."""
         engine = self._engine()
         kwargs = engine_kwargs_from_inputs(engine, self.inputs)
-        overrides = self.inputs.overrides.get_dict() if 'overrides' in self.inputs else None
+        settings = self.inputs.dft_settings.get_dict()
         options = self.inputs.options.get_dict() if 'options' in self.inputs else None
         submitted = []
         while self.ctx.pending and len(self.ctx.running) < self.inputs.max_concurrent.value:
             name = self.ctx.pending.pop(0)
-            builder = engine.get_builder(
+            builder = engine.build(
                 self.inputs.code,
                 self.inputs.configurations[name],
                 self.inputs.functional.value,
-                self.inputs.protocol.value,
-                overrides,
+                settings,
                 options,
                 **kwargs,
             )
@@ -283,7 +278,6 @@ class ReferenceDataWorkChain(WorkChain):
         summary = {
             'engine': self.inputs.engine.value.strip().lower(),
             'functional': self.inputs.functional.value,
-            'protocol': self.inputs.protocol.value,
             'n_configurations': total,
             'n_succeeded': len(self.ctx.succeeded),
             'n_failed': len(failed),

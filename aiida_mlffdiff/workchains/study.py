@@ -4,48 +4,53 @@ One shared set of sampled configurations → reference data per functional (``Re
 ``TrainingWorkChain`` per (functional, architecture) → one ``DiffusionWorkChain`` per model (plus optional
 zero-shot rows for pretrained universal models, which skip reference and training) → ``compare_study``. Branches
 of a stage run concurrently; a failed branch is reported and left out, the others finish.
+
+Everything is resolved on the client: ``get_builder_from_protocol`` reads the study protocol and the protocols of
+the sub-chains and fills one exposed namespace per stage and branch with what will run (``reference.<functional>``:
+the DFT settings; ``training.<architecture>``: every hyper-parameter and code; ``diffusion.<architecture>``: the MD
+parameters, engine included, code and resources). The study stores those values as its inputs (``verdi process
+show`` lists them); its steps only add what earlier steps made (configurations, training sets, models).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import Any
 
-import yaml
 from aiida import orm
+from aiida.common import AttributeDict
 from aiida.common.exceptions import NotExistent
 from aiida.engine import ToContext, WorkChain, if_
 
 from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
-from ..calculations.md_ensemble import md_engine_code
+from ..calculations.md_ensemble import BATCH_PAYS_UP_TO_ATOMS, DEFAULT_ENGINE
+from ..data.mlff_model import MlffModel
 from ..dft import DftEngineError, get_dft_engine
 from ..functions.comparison import compare_study
 from ..functions.sampling import sample_configurations, sampling_parameters
+from ..protocols import ProtocolMixin
 from .diffusion import DiffusionWorkChain, check_temperatures
-from .reference import ReferenceDataWorkChain, fraction_problem
+from .reference import ReferenceDataWorkChain, engine_kwargs_from_inputs, fraction_problem
 from .training import TrainingWorkChain
 
-__all__ = ('TRAINABLE', 'MlffDiffusionStudyWorkChain', 'code_keys', 'default_codes')
+__all__ = ('FUNCTIONALS', 'TRAINABLE', 'MlffDiffusionStudyWorkChain', 'code_keys', 'default_codes', 'study_md_engine')
 
-#: Architectures the study trains, and the code keys each needs (``<engine>_<key>`` in the ``codes`` namespace).
+#: Functionals a study can label with (one ``reference.<functional>`` namespace each).
+FUNCTIONALS = ('pbe', 'hse06')
+#: Architectures the study trains, and the code keys each needs (``<engine>_<key>`` in the ``codes`` argument).
 TRAINABLE: dict[str, dict[str, str]] = {
     'mace': {'train': 'train', 'python': 'python'},
     'nequip': {'train': 'train', 'python': 'python', 'compile': 'compile'},
     'deepmd': {'train': 'dp', 'python': 'python'},
 }
+#: Architectures of the pretrained models (one ``diffusion.<architecture>`` namespace each, as for trained ones).
+PRETRAINED_ARCHITECTURES = tuple(sorted({entry['architecture'] for entry in PRETRAINED_MODELS.values()}))
 #: Group every study's results are added to (plus one group per study: ``mlffdiff/study/<pk>``).
 STUDIES_GROUP = 'mlffdiff/studies'
 
 
-def load_protocols() -> dict:
-    """The study protocols (``protocols/study.yaml``)."""
-    text = resources.files('aiida_mlffdiff.protocols').joinpath('study.yaml').read_text()
-    return yaml.safe_load(text)
-
-
 def code_keys(architectures: Sequence[str], pretrained: Sequence[str]) -> list[str]:
-    """Keys of the ``codes`` namespace a study needs, e.g. ``mace_train``, ``mace_python``, ``pretrained_python``."""
+    """Keys of the ``codes`` argument a study needs, e.g. ``mace_train``, ``mace_python``, ``pretrained_python``."""
     keys = [f'{arch}_{key}' for arch in architectures for key in TRAINABLE[arch].values()]
     if pretrained:
         keys.append('pretrained_python')
@@ -73,63 +78,94 @@ def default_codes(keys: Sequence[str], computer: str = 'localhost') -> dict[str,
     return codes
 
 
+def study_md_engine(
+    architecture: str, n_atoms: int, given: orm.AbstractCode, training: Mapping[str, Any] | None = None
+) -> tuple[str, orm.AbstractCode]:
+    """``(engine, code)`` of a row's MD, chosen on the client: the measured fastest engine on CPU for the
+    architecture and cell (:data:`~aiida_mlffdiff.calculations.md_ensemble.DEFAULT_ENGINE`) when its code is
+    registered on ``given``'s computer (``mlffdiff-torchsim-<architecture>-python``) and the model will be able to
+    run it (NequIP: trained with ``compile_target: batch``); otherwise ``ase`` with ``given``, the python of the
+    model's own environment."""
+    engine = DEFAULT_ENGINE.get(architecture, 'ase')
+    batch_pays = n_atoms <= BATCH_PAYS_UP_TO_ATOMS.get(architecture, 0)
+    model_runs_it = architecture != 'nequip' or (training or {}).get('compile_target') == 'batch'
+    if engine == 'torchsim' and batch_pays and model_runs_it:
+        try:
+            return engine, orm.load_code(f'mlffdiff-torchsim-{architecture}-python@{given.computer.label}')
+        except NotExistent:
+            pass
+    return 'ase', given
+
+
 def _names(value) -> list[str]:
     return [str(item).strip().lower() for item in (value.get_list() if isinstance(value, orm.List) else value)]
 
 
-def validate_fraction(value, _=None) -> str | None:
-    """A fraction in [0, 1], as ReferenceDataWorkChain's max_failed_fraction."""
-    return fraction_problem('reference_max_failed_fraction', value.value) if value is not None else None
+def _given(inputs, namespace: str) -> list[str]:
+    """The names of the sub-namespaces of ``namespace`` that hold inputs."""
+    return sorted(name for name, value in (inputs.get(namespace) or {}).items() if value)
 
 
 def validate_inputs(inputs, _ctx=None) -> str | None:
-    """Everything a study can check before it starts: names, codes, temperatures, structure vs engine and model."""
-    functionals, architectures = _names(inputs['functionals']), _names(inputs['architectures'])
-    pretrained = _names(inputs['pretrained']) if 'pretrained' in inputs else []
+    """Everything a study can check before it starts: rows, temperatures, sampling, structure vs DFT and MD."""
+    functionals, architectures = _given(inputs, 'reference'), _given(inputs, 'training')
+    pretrained = inputs.get('pretrained') or {}
     if not architectures and not pretrained:
         return 'no architecture and no pretrained model: the study would have no row.'
-    unknown = sorted(set(architectures) - set(TRAINABLE))
-    if unknown:
-        return f'unknown architecture(s) {", ".join(unknown)}; known: {", ".join(TRAINABLE)}.'
-    unknown = sorted(set(pretrained) - set(PRETRAINED_MODELS))
-    if unknown:
-        return f'unknown pretrained model(s) {", ".join(unknown)}; known: {", ".join(PRETRAINED_MODELS)}.'
     if architectures and not functionals:
         return 'architectures need reference data: give at least one functional (pbe, hse06).'
-    for name, values in (('functionals', functionals), ('architectures', architectures), ('pretrained', pretrained)):
-        if len(set(values)) != len(values):
-            return f'{name} lists a value twice: {values}.'
+    if functionals and not architectures:
+        return f'reference data for {", ".join(functionals)} but no architecture to train on it.'
+    for key, model in pretrained.items():
+        if not model.pretrained or model.architecture != key:
+            return f'pretrained.{key} must be a pretrained {key} model, got {model.describe()}.'
+    missing = sorted(set(architectures) | set(pretrained)) and sorted(
+        (set(architectures) | set(pretrained)) - set(_given(inputs, 'diffusion'))
+    )
+    if missing:
+        return f'no diffusion inputs for {", ".join(missing)}: give diffusion.<architecture> for every row.'
+    unused = sorted(set(_given(inputs, 'diffusion')) - set(architectures) - set(pretrained))
+    if unused:
+        return f'diffusion inputs for {", ".join(unused)}, which no row uses.'
     problem = check_temperatures(list(inputs['temperatures'].get_list()))
     if problem:
         return problem
-    try:
-        sampling_parameters(inputs['sampling'].get_dict())
-    except ValueError as exception:
-        return str(exception)
-    missing = sorted(set(code_keys(architectures, pretrained)) - set(inputs.get('codes', {})))
-    if missing:
-        return f'missing code(s) for {", ".join(missing)} in the codes namespace (run `aiida-mlffdiff setup`).'
-    structure = inputs['structure']
-    mobile = inputs['mobile_species'].value
-    md_structure = inputs.get('md_structure', structure)
-    for name, cell in (('structure', structure), ('md_structure', md_structure)):
-        symbols = sorted(set(cell.get_ase().get_chemical_symbols()))
-        if mobile not in symbols:
-            return f'the {name} has no {mobile} (its elements: {", ".join(symbols)}): nothing would diffuse.'
     if functionals:
         try:
-            engine = get_dft_engine(inputs['dft_engine'].value)
+            sampling_parameters(inputs['sampling'].get_dict())
+        except (KeyError, ValueError) as exception:
+            return str(exception) if isinstance(exception, ValueError) else 'functionals need sampling parameters.'
+    structure = inputs['structure']
+    md_structure = inputs.get('md_structure', structure)
+    for name in sorted(set(architectures) | set(pretrained)):
+        parameters = inputs['diffusion'][name]['md']['md']['parameters'].get_dict()
+        mobile = parameters.get('mobile_species', 'Li')
+        for label, cell in (('structure', structure), ('md_structure', md_structure)):
+            symbols = sorted(set(cell.get_ase().get_chemical_symbols()))
+            if mobile not in symbols:
+                return f'the {label} has no {mobile} (its elements: {", ".join(symbols)}): nothing would diffuse.'
+    for functional in functionals:
+        reference = inputs['reference'][functional]
+        problem = fraction_problem('reference.max_failed_fraction', reference['max_failed_fraction'].value)
+        if problem:
+            return f'{functional}: {problem}'
+        try:
+            engine = get_dft_engine(reference['engine'].value)
         except DftEngineError as exception:
             return str(exception)
-        if 'dft_code' not in inputs:
-            return f'no dft_code: the {inputs["dft_engine"].value} engine needs its code (e.g. pw.x for qe).'
-        kwargs = {key: inputs[key].value for key in ('pseudo_family', 'potential_family') if key in inputs}
-        if 'potential_mapping' in inputs:
-            kwargs['potential_mapping'] = inputs['potential_mapping'].get_dict()
-        for functional in functionals:
-            problem = engine.validate(structure, functional, inputs['dft_protocol'].value, **kwargs)
-            if problem:
-                return f'{functional}: {problem}'
+        if 'code' not in reference:
+            return f'no dft code: the {reference["engine"].value} engine needs its code (e.g. pw.x for qe).'
+        kwargs = engine_kwargs_from_inputs(engine, reference)
+        problem = engine.validate(structure, functional, None, **kwargs)
+        if problem:
+            return f'{functional}: {problem}'
+        options = reference['options'].get_dict() if 'options' in reference else None
+        try:
+            engine.build(
+                reference['code'], structure, functional, reference['dft_settings'].get_dict(), options, **kwargs
+            )
+        except (ValueError, TypeError, KeyError) as exception:
+            return f'{functional}: the DFT inputs cannot be built: {exception}'
     return None
 
 
@@ -143,74 +179,74 @@ def failure(node: orm.ProcessNode) -> str:
     return f'{node.process_label}<{node.pk}> failed [{node.exit_status}]: {node.exit_message}'
 
 
-def study_md_code(model, n_atoms: int, given: orm.AbstractCode, md_parameters: Mapping[str, Any]) -> orm.AbstractCode:
-    """The code that runs ``model``'s MD in a study: the measured fastest engine on ``given``'s computer.
-
-    ``given`` is the study's python of the model's environment (the ``ase`` engine). When the MD parameters name an
-    engine, or the faster engine's code is not registered there (``aiida-mlffdiff setup`` labels), ``given`` runs it.
-    """
-    if 'engine' in md_parameters:
-        return given
-    try:
-        engine, code = md_engine_code(model, n_atoms, given.computer.label)
-    except ValueError:
-        return given
-    return code if engine != 'ase' else given
+def _namespace_inputs(builder, *excluded: str) -> dict:
+    """The inputs set on a sub-builder (what goes into an exposed namespace), without its metadata and ``excluded``."""
+    inputs = builder._inputs(prune=True)
+    for key in ('metadata', *excluded):
+        inputs.pop(key, None)
+    return inputs
 
 
-class MlffDiffusionStudyWorkChain(WorkChain):
+class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
     """The seed study: DFT reference data per functional, one model per (functional, architecture), D(T) per model."""
+
+    _protocol_file = 'study.yaml'
 
     @classmethod
     def define(cls, spec):
-        """Inputs (names, structure, codes, protocols); outputs (every sub-result and the comparison)."""
+        """Inputs (structure, temperatures, sampling and one resolved namespace per branch); outputs."""
         super().define(spec)
         spec.input('structure', valid_type=orm.StructureData, help='Cell the configurations are sampled from (Å).')
         spec.input(
             'md_structure', valid_type=orm.StructureData, required=False, help='Cell of the MD (default: structure).'
         )
-        spec.input('functionals', valid_type=orm.List, help="Functionals of the reference data: 'pbe', 'hse06'.")
-        spec.input('architectures', valid_type=orm.List, help="Architectures trained: 'mace', 'nequip', 'deepmd'.")
-        spec.input(
-            'pretrained',
-            valid_type=orm.List,
-            required=False,
-            help="Zero-shot rows of pretrained models ('chgnet-0.3.0', '7net-0'): no reference data, no training.",
-        )
         spec.input('temperatures', valid_type=orm.List, help='MD temperatures (K).')
-        spec.input('mobile_species', valid_type=orm.Str, default=lambda: orm.Str('Li'), help='The diffusing element.')
-        spec.input('sampling', valid_type=orm.Dict, help='Parameters of sample_configurations.')
-        spec.input('dft_engine', valid_type=orm.Str, default=lambda: orm.Str('qe'), help="'qe' or 'vasp'.")
-        spec.input('dft_code', valid_type=orm.AbstractCode, required=False, help='pw.x (qe) or vasp code.')
-        spec.input('dft_protocol', valid_type=orm.Str, default=lambda: orm.Str('moderate'), help='DFT protocol.')
-        spec.input('dft_overrides', valid_type=orm.Dict, required=False, help='Overrides of the DFT protocol.')
-        spec.input('dft_options', valid_type=orm.Dict, required=False, help='metadata.options of the DFT CalcJobs.')
-        spec.input('pseudo_family', valid_type=orm.Str, required=False, help='qe: aiida-pseudo family label.')
-        spec.input('potential_family', valid_type=orm.Str, required=False, help='vasp: POTCAR family label.')
-        spec.input('potential_mapping', valid_type=orm.Dict, required=False, help='vasp: element → POTCAR symbol.')
-        spec.input('reference_protocol', valid_type=orm.Str, default=lambda: orm.Str('moderate'))
         spec.input(
-            'reference_max_failed_fraction',
-            valid_type=orm.Float,
+            'sampling',
+            valid_type=orm.Dict,
             required=False,
-            validator=validate_fraction,
-            help="Share of configurations whose DFT may fail per functional (default: the reference protocol's).",
+            help='Parameters of sample_configurations (with functionals).',
         )
-        spec.input('training_protocol', valid_type=orm.Str, default=lambda: orm.Str('fast'))
-        spec.input(
-            'training_overrides', valid_type=orm.Dict, required=False, help='{architecture: {hyper-parameter: value}}.'
-        )
-        spec.input('diffusion_protocol', valid_type=orm.Str, default=lambda: orm.Str('fast'))
-        spec.input(
-            'diffusion_overrides', valid_type=orm.Dict, required=False, help='Overrides of the diffusion protocol.'
-        )
-        spec.input('seed', valid_type=orm.Int, default=lambda: orm.Int(0), help='Seed of the splits and the training.')
+        for functional in FUNCTIONALS:
+            spec.expose_inputs(
+                ReferenceDataWorkChain,
+                namespace=f'reference.{functional}',
+                exclude=('configurations', 'functional'),
+                namespace_options={
+                    'required': False,
+                    'populate_defaults': False,
+                    'help': f'Reference data with {functional}: engine, code, resolved DFT settings, concurrency.',
+                },
+            )
+        for architecture in TRAINABLE:
+            spec.expose_inputs(
+                TrainingWorkChain,
+                namespace=f'training.{architecture}',
+                exclude=('training_set',),
+                namespace_options={
+                    'required': False,
+                    'populate_defaults': False,
+                    'help': f"Training of {architecture} on each functional's set: split, hyper-parameters, codes.",
+                },
+            )
+        for architecture in (*TRAINABLE, *PRETRAINED_ARCHITECTURES):
+            spec.expose_inputs(
+                DiffusionWorkChain,
+                namespace=f'diffusion.{architecture}',
+                exclude=('model', 'structure', 'temperatures'),
+                namespace_options={
+                    'required': False,
+                    'populate_defaults': False,
+                    'help': f'D(T) of every {architecture} model: MD parameters (engine included), code, targets.',
+                },
+            )
         spec.input_namespace(
-            'codes',
-            valid_type=orm.AbstractCode,
+            'pretrained',
+            valid_type=MlffModel,
             dynamic=True,
-            help='Engine codes by <engine>_<key>: mace_train, mace_python, nequip_train, nequip_compile, '
-            'nequip_python, deepmd_dp, deepmd_python, pretrained_python.',
+            required=False,
+            help='Zero-shot rows: pretrained universal models by architecture (chgnet, sevenn); no reference data, no '
+            'training.',
         )
         spec.inputs.validator = validate_inputs
         spec.outline(
@@ -253,33 +289,59 @@ class MlffDiffusionStudyWorkChain(WorkChain):
         md_structure: orm.StructureData | None = None,
         codes: Mapping[str, orm.AbstractCode] | None = None,
         computer: str = 'localhost',
+        mobile_species: str = 'Li',
+        seed: int = 0,
+        dft_options: Mapping[str, Any] | None = None,
         overrides: Mapping[str, Any] | None = None,
         **engine_kwargs: Any,
     ):
-        """A builder with the settings of ``protocol`` (fast | moderate | precise, ``protocols/study.yaml``).
+        """A builder with every sub-chain resolved from ``protocol`` (fast | moderate | precise, ``study.yaml``).
+
+        The study protocol names the protocols of the stages and their overrides; each is resolved here, with the
+        sub-chain's own ``get_builder_from_protocol``, into the namespaces ``reference.<functional>``,
+        ``training.<architecture>`` and ``diffusion.<architecture>``, where they can be inspected and changed
+        before submission.
 
         :param temperatures: MD temperatures (K).
-        :param codes: engine codes by ``<engine>_<key>``; missing ones are loaded as
+        :param codes: engine codes by ``<engine>_<key>`` (:func:`code_keys`); missing ones are loaded as
             ``mlffdiff-<engine>-<key>@computer`` (registered by ``aiida-mlffdiff setup``).
+        :param mobile_species: the diffusing element (written into the MD parameters).
+        :param seed: seed of the splits and the training.
+        :param dft_options: ``metadata.options`` of the DFT CalcJobs.
         :param overrides: replaces top-level protocol values (``sampling``, ``dft_protocol``, ``training_protocol``,
             ``training_overrides``, ``diffusion_protocol``, ``diffusion_overrides``, ``reference_protocol``,
             ``reference_max_failed_fraction``, ``dft_overrides``).
         :param engine_kwargs: ``pseudo_family`` (qe) or ``potential_family`` / ``potential_mapping`` (vasp).
-        :raises ValueError: unknown protocol or override, a missing code.
+        :raises ValueError: unknown protocol, name or override, a missing code.
         """
-        protocols = load_protocols()
-        protocol = protocol or protocols['default_protocol']
-        if protocol not in protocols['protocols']:
-            raise ValueError(f'unknown protocol {protocol!r}; known: {", ".join(protocols["protocols"])}.')
-        settings = {key: value for key, value in protocols['protocols'][protocol].items() if key != 'description'}
-        settings.setdefault('reference_protocol', 'fast' if protocol == 'fast' else 'moderate')
-        settings.setdefault('reference_max_failed_fraction', None)
+        settings = cls.get_protocol_inputs(protocol)
         unknown = sorted(set(overrides or {}) - set(settings))
         if unknown:
             raise ValueError(f'unknown override(s) {", ".join(unknown)}; known: {", ".join(sorted(settings))}.')
         settings.update(overrides or {})
-        functionals, architectures = list(functionals), list(architectures)
-        wanted = code_keys([a for a in architectures if a in TRAINABLE], list(pretrained))
+        functionals, architectures = _names(functionals), _names(architectures)
+        for name, values in (
+            ('functionals', functionals),
+            ('architectures', architectures),
+            ('pretrained', pretrained),
+        ):
+            if len(set(values)) != len(values):
+                raise ValueError(f'{name} lists a value twice: {list(values)}.')
+        unknown = sorted(set(functionals) - set(FUNCTIONALS))
+        if unknown:
+            raise ValueError(f'unknown functional(s) {", ".join(map(repr, unknown))}; known: {", ".join(FUNCTIONALS)}.')
+        unknown = sorted(set(architectures) - set(TRAINABLE))
+        if unknown:
+            raise ValueError(f'unknown architecture(s) {", ".join(unknown)}; known: {", ".join(TRAINABLE)}.')
+        unknown = sorted(set(pretrained) - set(PRETRAINED_MODELS))
+        if unknown:
+            raise ValueError(
+                f'unknown pretrained model(s) {", ".join(unknown)}; known: {", ".join(PRETRAINED_MODELS)}.'
+            )
+        problem = check_temperatures([float(t) for t in temperatures])
+        if problem:
+            raise ValueError(problem)
+        wanted = code_keys(architectures, list(pretrained))
         codes = dict(codes or {})
         codes.update(default_codes([key for key in wanted if key not in codes], computer))
 
@@ -287,35 +349,72 @@ class MlffDiffusionStudyWorkChain(WorkChain):
         builder.structure = structure
         if md_structure is not None:
             builder.md_structure = md_structure
-        builder.functionals = orm.List(functionals)
-        builder.architectures = orm.List(architectures)
-        if pretrained:
-            builder.pretrained = orm.List(list(pretrained))
+        md_cell = md_structure if md_structure is not None else structure
         builder.temperatures = orm.List([float(t) for t in temperatures])
-        builder.sampling = orm.Dict(settings['sampling'])
-        builder.dft_engine = orm.Str(dft_engine)
-        if dft_code is not None:
-            builder.dft_code = dft_code
-        builder.dft_protocol = orm.Str(settings['dft_protocol'])
-        builder.reference_protocol = orm.Str(settings['reference_protocol'])
+        if functionals:
+            builder.sampling = orm.Dict(settings['sampling'])
+        reference_kwargs = dict(engine_kwargs)
         if settings.get('reference_max_failed_fraction') is not None:
-            builder.reference_max_failed_fraction = orm.Float(settings['reference_max_failed_fraction'])
-        builder.training_protocol = orm.Str(settings['training_protocol'])
-        if settings.get('dft_overrides'):
-            builder.dft_overrides = orm.Dict(settings['dft_overrides'])
-        if settings.get('training_overrides'):
-            builder.training_overrides = orm.Dict(settings['training_overrides'])
-        builder.diffusion_protocol = orm.Str(settings['diffusion_protocol'])
-        if settings.get('diffusion_overrides'):
-            builder.diffusion_overrides = orm.Dict(settings['diffusion_overrides'])
-        for key in ('pseudo_family', 'potential_family'):
-            if engine_kwargs.get(key):
-                builder[key] = orm.Str(engine_kwargs.pop(key))
-        if engine_kwargs.get('potential_mapping'):
-            builder.potential_mapping = orm.Dict(engine_kwargs.pop('potential_mapping'))
-        if engine_kwargs:
-            raise ValueError(f'unknown argument(s) {", ".join(sorted(engine_kwargs))}.')
-        builder.codes = {key: codes[key] for key in wanted}
+            reference_kwargs['max_failed_fraction'] = settings['reference_max_failed_fraction']
+        for functional in functionals:
+            sub = ReferenceDataWorkChain.get_builder_from_protocol(
+                dft_code,
+                {},
+                functional,
+                engine=dft_engine,
+                protocol=settings['reference_protocol'],
+                dft_protocol=settings['dft_protocol'],
+                overrides=settings.get('dft_overrides') or None,
+                options=dict(dft_options) if dft_options else None,
+                **reference_kwargs,
+            )
+            builder.reference[functional] = _namespace_inputs(sub, 'configurations', 'functional')
+
+        training_overrides = settings.get('training_overrides') or {}
+        training_parameters = {}
+        for architecture in architectures:
+            keys = TRAINABLE[architecture]
+            sub = TrainingWorkChain.get_builder_from_protocol(
+                codes[f'{architecture}_{keys["train"]}'],
+                codes[f'{architecture}_python'],
+                None,
+                architecture,
+                protocol=settings['training_protocol'],
+                compile_code=codes.get(f'{architecture}_compile'),
+                overrides=training_overrides.get(architecture),
+                seed=seed,
+            )
+            training_parameters[architecture] = sub.train.train.parameters.get_dict()
+            builder.training[architecture] = _namespace_inputs(sub, 'training_set')
+
+        diffusion_overrides = dict(settings.get('diffusion_overrides') or {})
+        md = {**diffusion_overrides.pop('md', {}), 'mobile_species': mobile_species}
+        rows = {architecture: codes[f'{architecture}_python'] for architecture in architectures}
+        models = {}
+        for name in pretrained:
+            model = pretrained_model(name)
+            models[model.architecture] = model
+            rows[model.architecture] = codes['pretrained_python']
+        for architecture, python in rows.items():
+            md_parameters = dict(md)
+            if 'engine' in md_parameters:
+                code = python
+            else:
+                n_atoms = len(md_cell.sites)
+                md_parameters['engine'], code = study_md_engine(
+                    architecture, n_atoms, python, training_parameters.get(architecture)
+                )
+            sub = DiffusionWorkChain.get_builder_from_protocol(
+                code,
+                None,
+                md_cell,
+                [float(t) for t in temperatures],
+                protocol=settings['diffusion_protocol'],
+                overrides={**diffusion_overrides, 'md': md_parameters},
+            )
+            builder.diffusion[architecture] = _namespace_inputs(sub, 'model', 'structure', 'temperatures')
+        if models:
+            builder.pretrained = models
         return builder
 
     def _launch(self, builder, call_label: str, what: str) -> dict:
@@ -328,9 +427,9 @@ class MlffDiffusionStudyWorkChain(WorkChain):
     # ------------------------------------------------------------------------------------------------ stages
     def setup(self):
         """Remember the rows and where failures go."""
-        self.ctx.functionals = _names(self.inputs.functionals)
-        self.ctx.architectures = _names(self.inputs.architectures)
-        self.ctx.pretrained = _names(self.inputs.pretrained) if 'pretrained' in self.inputs else []
+        self.ctx.functionals = [name for name in FUNCTIONALS if name in _given(self.inputs, 'reference')]
+        self.ctx.architectures = [name for name in TRAINABLE if name in _given(self.inputs, 'training')]
+        self.ctx.pretrained = sorted(self.inputs.get('pretrained') or {})
         self.ctx.failed = {}
         self.ctx.training_sets = {}
         self.ctx.models = {}
@@ -355,27 +454,21 @@ class MlffDiffusionStudyWorkChain(WorkChain):
         self.report(f'sampled {len(self.ctx.configurations)} configurations: sample_configurations<{node.pk}>')
         return None
 
+    def _launch(self, process, inputs: dict, call_label: str, what: str) -> dict:
+        """Submit ``process`` with the CALL link label ``call_label`` (how report and plot find it); report it."""
+        inputs['metadata'] = {'call_link_label': call_label}
+        running = self.submit(process, **inputs)
+        self.report(f'{what}: launched {running.process_label}<{running.pk}>')
+        return {call_label: running}
+
     def run_reference(self):
-        """One ReferenceDataWorkChain per functional, concurrently."""
-        kwargs = {key: self.inputs[key].value for key in ('pseudo_family', 'potential_family') if key in self.inputs}
-        if 'potential_mapping' in self.inputs:
-            kwargs['potential_mapping'] = self.inputs.potential_mapping.get_dict()
-        if 'reference_max_failed_fraction' in self.inputs:
-            kwargs['max_failed_fraction'] = self.inputs.reference_max_failed_fraction.value
+        """One ReferenceDataWorkChain per functional (its ``reference.<functional>`` inputs), concurrently."""
         launched = {}
         for functional in self.ctx.functionals:
-            builder = ReferenceDataWorkChain.get_builder_from_protocol(
-                self.inputs.dft_code,
-                self.ctx.configurations,
-                functional,
-                engine=self.inputs.dft_engine.value,
-                protocol=self.inputs.reference_protocol.value,
-                overrides=self.inputs.dft_overrides.get_dict() if 'dft_overrides' in self.inputs else None,
-                options=self.inputs.dft_options.get_dict() if 'dft_options' in self.inputs else None,
-                **kwargs,
-            )
-            builder.protocol = orm.Str(self.inputs.dft_protocol.value)
-            launched.update(self._launch(builder, f'reference_{functional}', functional))
+            inputs = AttributeDict(self.exposed_inputs(ReferenceDataWorkChain, namespace=f'reference.{functional}'))
+            inputs.configurations = self.ctx.configurations
+            inputs.functional = orm.Str(functional)
+            launched.update(self._launch(ReferenceDataWorkChain, inputs, f'reference_{functional}', functional))
         return ToContext(**launched)
 
     def inspect_reference(self):
@@ -394,27 +487,16 @@ class MlffDiffusionStudyWorkChain(WorkChain):
     def run_training(self):
         """One TrainingWorkChain per (functional, architecture) with a training set, concurrently."""
         launched = {}
-        overrides = self.inputs.training_overrides.get_dict() if 'training_overrides' in self.inputs else {}
-        codes = self.inputs.codes
         for functional, training_set in self.ctx.training_sets.items():
             for architecture in self.ctx.architectures:
-                keys = TRAINABLE[architecture]
-                builder = TrainingWorkChain.get_builder_from_protocol(
-                    codes[f'{architecture}_{keys["train"]}'],
-                    codes[f'{architecture}_python'],
-                    orm.load_node(training_set),
-                    architecture,
-                    protocol=self.inputs.training_protocol.value,
-                    compile_code=codes.get(f'{architecture}_compile'),
-                    overrides=overrides.get(architecture),
-                    seed=self.inputs.seed.value,
-                )
+                inputs = AttributeDict(self.exposed_inputs(TrainingWorkChain, namespace=f'training.{architecture}'))
+                inputs.training_set = orm.load_node(training_set)
                 label = row_label(functional, architecture)
-                launched.update(self._launch(builder, f'training_{label}', label))
+                launched.update(self._launch(TrainingWorkChain, inputs, f'training_{label}', label))
         return ToContext(**launched)
 
     def inspect_training(self):
-        """Keep the models that were trained, with their test-set errors."""
+        """Keep the models that were trained, with their test-set errors; add the pretrained ones."""
         for functional in self.ctx.training_sets:
             for architecture in self.ctx.architectures:
                 label = row_label(functional, architecture)
@@ -427,29 +509,25 @@ class MlffDiffusionStudyWorkChain(WorkChain):
                 self.ctx.models[label] = node.outputs.model.pk
                 self.out(f'models.{label}', node.outputs.model)
                 self.out(f'test_metrics.{label}', node.outputs.test_metrics)
-        for name in self.ctx.pretrained:
-            model = pretrained_model(name)
-            label = row_label('pretrained', model.architecture)
+        for architecture in self.ctx.pretrained:
+            model = self.inputs.pretrained[architecture]
+            label = row_label('pretrained', architecture)
             self.ctx.models[label] = model.pk
             self.out(f'models.{label}', model)
 
     def run_diffusion(self):
-        """One DiffusionWorkChain per model, concurrently."""
+        """One DiffusionWorkChain per model (the ``diffusion.<architecture>`` inputs of its architecture)."""
         structure = self.inputs.get('md_structure', self.inputs.structure)
-        overrides = self.inputs.diffusion_overrides.get_dict() if 'diffusion_overrides' in self.inputs else {}
-        md = {**overrides.get('md', {}), 'mobile_species': self.inputs.mobile_species.value}
         launched = {}
         for label, pk in self.ctx.models.items():
             model = orm.load_node(pk)
-            builder = DiffusionWorkChain.get_builder_from_protocol(
-                study_md_code(model, len(structure.sites), self.inputs.codes[f'{model.engine}_python'], md),
-                model,
-                structure,
-                self.inputs.temperatures.get_list(),
-                protocol=self.inputs.diffusion_protocol.value,
-                overrides={**overrides, 'md': md},
-            )
-            launched.update(self._launch(builder, f'diffusion_{label}', f'{label} ({model.describe()})'))
+            inputs = AttributeDict(self.exposed_inputs(DiffusionWorkChain, namespace=f'diffusion.{model.architecture}'))
+            inputs.model = model
+            inputs.structure = structure
+            inputs.temperatures = self.inputs.temperatures
+            engine = inputs.md['md']['parameters'].get_dict()['engine']
+            what = f'{label} ({model.describe()}, engine {engine})'
+            launched.update(self._launch(DiffusionWorkChain, inputs, f'diffusion_{label}', what))
         return ToContext(**launched)
 
     def inspect_diffusion(self):
@@ -472,7 +550,11 @@ class MlffDiffusionStudyWorkChain(WorkChain):
         rows = {}
         for label in self.ctx.finished:
             chain = self.ctx[f'diffusion_{label}']
-            row = {'diffusion': chain.outputs.summary, 'model': orm.load_node(self.ctx.models[label])}
+            row = {
+                'diffusion': chain.outputs.summary,
+                'model': orm.load_node(self.ctx.models[label]),
+                'md_parameters': chain.inputs.md.md.parameters,
+            }
             if 'arrhenius' in chain.outputs:
                 row['arrhenius'] = chain.outputs.arrhenius
             if f'training_{label}' in self.ctx:

@@ -96,7 +96,7 @@ class TrainingWorkChain(WorkChain):
         cls,
         train_code: orm.Code,
         evaluate_code: orm.Code,
-        training_set: TrainingSet,
+        training_set: TrainingSet | None,
         architecture: str,
         *,
         protocol: str = 'fast',
@@ -106,11 +106,13 @@ class TrainingWorkChain(WorkChain):
     ):
         """A builder with the hyper-parameters of ``protocol`` (fast | moderate | precise) for ``architecture``.
 
+        :param training_set: the full set (``None``: set later, as the study does per functional).
         :param overrides: hyper-parameters that replace the protocol's values.
         """
         parameters = TrainCalculation.get_protocol_parameters(architecture, protocol, overrides)
         builder = cls.get_builder()
-        builder.training_set = training_set
+        if training_set is not None:
+            builder.training_set = training_set
         builder.split_parameters = orm.Dict({'fractions': [0.8, 0.1, 0.1], 'seed': seed})
         builder.train.train.code = train_code
         builder.train.train.architecture = orm.Str(architecture)
@@ -119,6 +121,9 @@ class TrainingWorkChain(WorkChain):
         if compile_code is not None:
             builder.train.train.compile_code = compile_code
         builder.evaluate.code = evaluate_code
+        one_process = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}  # the training and evaluation drivers' layout
+        builder.train.train.metadata.options.resources = dict(one_process)
+        builder.evaluate.metadata.options.resources = dict(one_process)
         return builder
 
     def split(self):

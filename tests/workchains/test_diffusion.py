@@ -145,7 +145,7 @@ def failed_child(exit_status: int) -> orm.CalcJobNode:
 @pytest.fixture
 def restart_chain(python_code, stand_in_model, lpsc_cell):
     """An MdEnsembleBaseWorkChain after ``setup``, for calling its handlers directly."""
-    parameters = {'temperature_K': 600.0, 'production_ps': 1.0, 'timestep_fs': 1.0, 'n_replicas': 2}
+    parameters = {'temperature_K': 600.0, 'production_ps': 1.0, 'timestep_fs': 1.0, 'n_replicas': 2, 'engine': 'ase'}
     inputs = {
         'md': {
             'code': python_code,

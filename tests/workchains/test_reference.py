@@ -48,6 +48,16 @@ def test_protocol_builder(fake_pw, pseudo_family):
     assert builder.max_concurrent.value == 2
     assert builder.max_failed_fraction.value == 0.1
     assert builder.pseudo_family.value == pseudo_family
+    settings = builder.dft_settings.get_dict()  # resolved on the client: the values that will run
+    assert settings['ecutwfc'] == FAST_OVERRIDES['ecutwfc']
+    assert settings['conv_thr_per_atom'] == FAST_OVERRIDES['conv_thr_per_atom']
+    assert settings['parameters']['CONTROL']['tprnfor'] is True
+    hse = ReferenceDataWorkChain.get_builder_from_protocol(
+        fake_pw, [], 'hse06', protocol='fast', dft_protocol='precise'
+    )
+    assert hse.dft_settings['kpoints_spacing'] == 0.4  # the precise DFT settings
+    assert hse.dft_settings['parameters']['SYSTEM']['input_dft'] == 'hse'
+    assert hse.max_concurrent.value == 2  # the fast reference protocol
     with pytest.raises(ValueError, match='unknown protocol'):
         ReferenceDataWorkChain.get_builder_from_protocol(fake_pw, [], 'pbe', protocol='ultra')
     with pytest.raises(ValueError, match='unknown engine argument'):
@@ -71,7 +81,6 @@ def bad_inputs(code, family):
     return [
         ('unknown engine', {'engine': orm.Str('cp2k')}, "unknown DFT engine 'cp2k'"),
         ('unknown functional', {'functional': orm.Str('b3lyp')}, "unknown functional 'b3lyp'"),
-        ('unknown protocol', {'protocol': orm.Str('ultra')}, "unknown protocol 'ultra'"),
         ('no configuration', {'configurations': {}}, 'no configuration given'),
         ('non-periodic', {'configurations': {'slab': structure(slab)}}, 'not periodic in 3D'),
         ('overlapping atoms', {'configurations': {'crowded': structure(crowded)}}, 'overlap'),
@@ -80,7 +89,7 @@ def bad_inputs(code, family):
         ('missing code', {'code': None}, 'no code given'),
         ('code of another plugin', {'code': other_code}, 'needs a quantumespresso.pw code'),
         ('vasp input for qe', {'potential_family': orm.Str('PBE.54')}, 'potential_family is not an input of engine'),
-        ('bad override', {'overrides': orm.Dict({'ecutwfcc': 20})}, 'unknown override keys'),
+        ('bad setting', {'dft_settings': orm.Dict({'ecutwfcc': 20})}, "unknown setting keys ['ecutwfcc']"),
         ('max_concurrent', {'max_concurrent': orm.Int(0)}, 'max_concurrent must be at least 1'),
         ('max_failed_fraction', {'max_failed_fraction': orm.Float(1.5)}, 'max_failed_fraction must be in [0, 1]'),
     ]

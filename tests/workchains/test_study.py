@@ -9,7 +9,6 @@ import math
 
 import pytest
 from aiida import orm
-from aiida.engine import run_get_node
 from click.testing import CliRunner
 
 from aiida_mlffdiff.cli import cmd_root
@@ -63,27 +62,53 @@ def builder_for(primitive, codes, family, **changes):
 
 def validation_error(builder) -> str | None:
     spec = MlffDiffusionStudyWorkChain.spec().inputs
-    problem = spec.validate(spec.pre_process(dict(builder)))
+    problem = spec.validate(spec.pre_process(builder._inputs(prune=True)))
     return None if problem is None else problem.message
 
 
 def test_builder_from_protocol(primitive, stand_in_codes, pseudo_family):
+    """Every stage is resolved on the client into the study's namespaces: values, not protocol names."""
+    engine_codes, pw = stand_in_codes
     builder = builder_for(primitive, stand_in_codes, pseudo_family, pretrained=['chgnet-0.3.0'])
     assert validation_error(builder) is None
-    assert builder.functionals.get_list() == ['pbe', 'hse06']
+    inputs = builder._inputs(prune=True)
+    assert set(inputs['reference']) == {'pbe', 'hse06'}
+    assert set(inputs['training']) == {'mace', 'nequip', 'deepmd'}
+    assert set(inputs['diffusion']) == {'mace', 'nequip', 'deepmd', 'chgnet'}
+    assert builder.pretrained['chgnet'].model_name == 'chgnet-0.3.0'
     assert builder.sampling['n_configurations'] == 8
-    assert builder.dft_protocol.value == 'fast'
-    assert builder.diffusion_protocol.value == 'fast'
-    assert set(builder.codes) == set(code_keys(['mace', 'nequip', 'deepmd'], ['chgnet-0.3.0']))
+    # DFT: the fast protocol with the study's override (25 Ry), per functional; hse06 carries its exact exchange.
+    pbe, hse = (builder.reference[f]['dft_settings'].get_dict() for f in ('pbe', 'hse06'))
+    assert pbe['ecutwfc'] == hse['ecutwfc'] == 25.0
+    assert hse['parameters']['SYSTEM']['input_dft'] == 'hse'
+    assert 'input_dft' not in pbe['parameters'].get('SYSTEM', {})
+    assert builder.reference['pbe']['code'].pk == pw.pk
+    # Training: every hyper-parameter that will run, and the codes.
+    mace = builder.training['mace']['train']['train']
+    assert mace['parameters']['max_epochs'] == 100  # the study's fast override of the training protocol's 5
+    assert mace['code'].pk == engine_codes['mace_train'].pk
+    assert builder.training['nequip']['train']['train']['compile_code'].pk == engine_codes['nequip_compile'].pk
+    # MD: the parameters with the engine and the mobile species; the code of the model's environment.
+    for architecture in ('mace', 'nequip', 'deepmd', 'chgnet'):
+        md = builder.diffusion[architecture]['md']['md']
+        assert md['parameters']['engine'] == 'ase'  # no torchsim code registered on this computer
+        assert md['parameters']['mobile_species'] == 'Li'
+    assert builder.diffusion['chgnet']['md']['md']['code'].pk == engine_codes['pretrained_python'].pk
+    assert builder.diffusion['mace']['replicas_per_batch'].value == 2
+
     moderate = builder_for(primitive, stand_in_codes, pseudo_family, protocol='moderate')
     assert moderate.sampling['n_configurations'] > builder.sampling['n_configurations']
-    assert moderate.training_overrides['mace']['max_epochs'] == 200
-    assert moderate.training_overrides['deepmd']['descriptor'] == 'se_atten_v2'
-    assert moderate.reference_max_failed_fraction.value == 0.25
-    assert {o['stress_weight'] for o in moderate.training_overrides.get_dict().values()} == {0.0}
-    assert moderate.dft_overrides['parameters']['ELECTRONS']['electron_maxstep'] == 60
-    assert 'reference_max_failed_fraction' not in builder  # fast: the reference protocol's
-    assert builder.dft_overrides['ecutwfc'] == 25.0
+    training = {a: moderate.training[a]['train']['train']['parameters'].get_dict() for a in ('mace', 'deepmd')}
+    assert training['mace']['max_epochs'] == 200
+    assert training['deepmd']['descriptor'] == 'se_atten_v2'
+    assert {p['stress_weight'] for p in training.values()} == {0.0}
+    assert moderate.reference['pbe']['max_failed_fraction'].value == 0.25
+    assert moderate.reference['pbe']['dft_settings']['parameters']['ELECTRONS']['electron_maxstep'] == 60
+    assert builder.reference['pbe']['max_failed_fraction'].value == 0.1  # fast: the reference protocol's
+    assert moderate.diffusion['mace']['md']['md']['parameters']['coupling'] == 0.01
+    # A value changed on the builder is what runs (nothing is looked up again in the daemon).
+    moderate.training['mace']['train']['train']['parameters'] = orm.Dict({**training['mace'], 'max_epochs': 7})
+    assert validation_error(moderate) is None
     with pytest.raises(ValueError, match='unknown protocol'):
         builder_for(primitive, stand_in_codes, pseudo_family, protocol='quick')
     with pytest.raises(ValueError, match='unknown override'):
@@ -99,7 +124,7 @@ def test_missing_codes_say_how_to_register_them(own_computer):
 @pytest.mark.parametrize(
     ('changes', 'message'),
     [
-        ({'functionals': ['pbe', 'b3lyp']}, "unknown functional 'b3lyp'"),
+        ({'functionals': ['pbe', 'b3lyp']}, "unknown functional(s) 'b3lyp'"),
         ({'architectures': ['mace', 'schnet']}, 'unknown architecture'),
         ({'architectures': [], 'functionals': ['pbe']}, 'no architecture and no pretrained model'),
         ({'functionals': []}, 'give at least one functional'),
@@ -111,7 +136,7 @@ def test_missing_codes_say_how_to_register_them(own_computer):
             'rattle_max_A (0.1 Å) must not be below rattle_A',
         ),
         ({'overrides': {'sampling': {'n_configurations': 0}}}, 'n_configurations must be at least 1'),
-        ({'overrides': {'reference_max_failed_fraction': 1.5}}, 'reference_max_failed_fraction must be in [0, 1]'),
+        ({'overrides': {'reference_max_failed_fraction': 1.5}}, 'max_failed_fraction must be in [0, 1]'),
     ],
 )
 def test_bad_inputs_are_refused_at_submission(primitive, stand_in_codes, pseudo_family, changes, message):
@@ -128,8 +153,8 @@ def test_bad_inputs_are_refused_at_submission(primitive, stand_in_codes, pseudo_
 
 def test_structure_and_codes_are_checked(primitive, stand_in_codes, pseudo_family):
     builder = builder_for(primitive, stand_in_codes, pseudo_family)
-    del builder.codes['nequip_compile']
-    assert 'missing code(s) for nequip_compile' in validation_error(builder)
+    del builder.diffusion['nequip']
+    assert 'no diffusion inputs for nequip' in validation_error(builder)
 
     builder = builder_for(primitive, stand_in_codes, pseudo_family)
     no_lithium = orm.StructureData(
@@ -145,8 +170,18 @@ def test_structure_and_codes_are_checked(primitive, stand_in_codes, pseudo_famil
     assert 'Ce' in validation_error(builder)
 
     builder = builder_for(primitive, stand_in_codes, pseudo_family)
-    del builder['dft_code']
-    assert 'no dft_code' in validation_error(builder)
+    del builder.reference['hse06']['code']
+    assert 'no dft code' in validation_error(builder)
+
+    builder = builder_for(primitive, stand_in_codes, pseudo_family)
+    builder.reference['pbe']['dft_settings'] = orm.Dict({'ecutwfc': 25.0, 'cutoff': 3})
+    assert "unknown setting keys ['cutoff']" in validation_error(builder)
+
+    builder = builder_for(primitive, stand_in_codes, pseudo_family)
+    parameters = builder.diffusion['mace']['md']['md']['parameters'].get_dict()
+    del parameters['engine']
+    builder.diffusion['mace']['md']['md']['parameters'] = orm.Dict(parameters)
+    assert 'must name the MD engine' in validation_error(builder)
 
 
 def summary(temperatures: dict[float, tuple[float, float, int]]) -> orm.Dict:
@@ -227,9 +262,9 @@ def tiny_study(primitive, pw, family, engine_code, architectures, codes=None, **
         dft_code=pw,
         codes=codes,
         pseudo_family=family,
+        overrides={'dft_overrides': FAST_OVERRIDES},  # 25 Ry and a tight SCF
         **changes,
     )
-    builder.dft_overrides = orm.Dict(FAST_OVERRIDES)  # 25 Ry and a tight SCF
     return builder
 
 
@@ -241,16 +276,35 @@ def ancestors_of(node, node_class) -> list:
 
 @pytest.mark.engines
 @pytest.mark.daemon
-def test_tiny_study_through_the_daemon(primitive, qe_code, pseudo_family, engine_code, submit_and_await, tmp_path):
-    """PBE and HSE06 on 8 configurations of the 13-atom cell → MACE (fast) → D at 400 and 500 K, via the daemon."""
+def test_tiny_study_through_the_daemon(
+    primitive, qe_code, pseudo_family, engine_code, submit_and_await, aiida_localhost, tmp_path
+):
+    """PBE and HSE06 on 8 configurations of the 13-atom cell → MACE (fast) → D at 400 and 500 K, via the daemon.
+
+    The DeePMD training code is broken on purpose: its rows fail and are reported, the MACE rows finish (one study
+    for both checks: the reference data are the expensive part).
+    """
     from aiida_quantumespresso.calculations.pw import PwCalculation
 
-    builder = tiny_study(primitive, qe_code, pseudo_family, engine_code, ['mace'])
+    broken = orm.InstalledCode(label='dp-broken', computer=aiida_localhost, filepath_executable='/bin/false').store()
+    codes = {'deepmd_dp': broken, 'deepmd_python': engine_code('mace', 'python')}  # never reached: training fails
+    builder = tiny_study(primitive, qe_code, pseudo_family, engine_code, ['mace', 'deepmd'], codes=codes)
     node = submit_and_await(builder, timeout=1800)
     report = '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
-    assert node.is_finished_ok, (node.exit_status, node.exit_message, report)
+    assert node.exit_status == MlffDiffusionStudyWorkChain.exit_codes.ERROR_SOME_BRANCHES_FAILED.status, report
+    assert 'pbe_deepmd' in node.exit_message
     assert set(node.outputs.training_sets) == {'pbe', 'hse06'}
     assert set(node.outputs.models) == {'pbe_mace', 'hse06_mace'}
+    failed = node.outputs.comparison['failed']
+    assert set(failed) == {'pbe_deepmd', 'hse06_deepmd'}
+    assert 'TrainingWorkChain' in failed['pbe_deepmd']
+
+    # What ran is what the study stores: the MD parameters (engine included) and the hyper-parameters.
+    chain = node.base.links.get_outgoing(link_label_filter='diffusion_pbe_mace').one().node
+    assert chain.inputs.md.md.parameters.get_dict() == node.inputs.diffusion.mace.md.md.parameters.get_dict()
+    assert chain.inputs.md.md.parameters['engine'] == 'ase'
+    training = node.base.links.get_outgoing(link_label_filter='training_pbe_mace').one().node
+    assert training.inputs.train.train.parameters.pk == node.inputs.training.mace.train.train.parameters.pk
 
     # The table from the provenance graph equals the comparison node and the values stored on the nodes.
     rows = study_rows(node)
@@ -286,6 +340,8 @@ def test_tiny_study_through_the_daemon(primitive, qe_code, pseudo_family, engine
     assert 'hse06' in result.output
     assert 'mace' in result.output
     assert 'D(500 K)' in result.output
+    assert 'MD engine' in result.output
+    assert 'pbe_deepmd: TrainingWorkChain' in result.output
     result = runner.invoke(cmd_root, ['report', str(node.pk), '--json'])
     assert json.loads(result.output)['rows'][0]['label'] == rows[0]['label']
     result = runner.invoke(cmd_root, ['report', str(node.pk), '--csv'])
@@ -294,22 +350,3 @@ def test_tiny_study_through_the_daemon(primitive, qe_code, pseudo_family, engine
     assert result.exit_code == 0, result.output
     assert (tmp_path / 'plots' / 'arrhenius.png').stat().st_size > 10_000
     assert len(list((tmp_path / 'plots').glob('msd_*.png'))) == 4
-
-
-@pytest.mark.engines
-def test_a_failing_branch_does_not_sink_the_others(primitive, qe_code, pseudo_family, engine_code, aiida_localhost):
-    """PBE only; the DeePMD training code is broken on purpose: the MACE row finishes, the DeePMD row is reported."""
-    broken = orm.InstalledCode(label='dp-broken', computer=aiida_localhost, filepath_executable='/bin/false').store()
-    codes = {'deepmd_dp': broken, 'deepmd_python': engine_code('mace', 'python')}  # never reached: training fails
-    builder = tiny_study(
-        primitive, qe_code, pseudo_family, engine_code, ['mace', 'deepmd'], codes=codes, functionals=['pbe']
-    )
-    _, node = run_get_node(builder)
-    assert node.exit_status == MlffDiffusionStudyWorkChain.exit_codes.ERROR_SOME_BRANCHES_FAILED.status
-    assert 'pbe_deepmd' in node.exit_message
-    table = node.outputs.comparison.get_dict()
-    assert [row['label'] for row in table['rows']] == ['pbe_mace']
-    assert 'TrainingWorkChain' in table['failed']['pbe_deepmd']
-    assert study_rows(node) == table['rows']
-    result = CliRunner().invoke(cmd_root, ['report', str(node.pk)])
-    assert 'pbe_deepmd: TrainingWorkChain' in result.output
