@@ -45,6 +45,11 @@ Parameters (``parameters`` Dict, checked at submission; units in the names):
 - ``engine`` (required): ``ase`` or ``torchsim``.
 - ``max_failed_fraction`` (default 0.5, in [0, 1)): the parser fails the job (``ERROR_TOO_MANY_FAILED_REPLICAS``)
   when a larger fraction of replicas blew up; it still attaches the MSD of the good ones.
+- ``fast_path`` (default False; the diffusion protocols set True): engine ``ase`` only. Runs ASE's Langevin step
+  with ``FixCom`` as a copy of ASE's arithmetic without its per-step plumbing (bit for bit ASE's trajectory), an
+  exact state check instead of ASE's ``np.isclose`` one, and for MACE keeps the graph between calls. Proven
+  against, and active only with, the exact versions of ``FAST_PATH_PROVEN`` in the driver, which the environments
+  pin; otherwise the job runs the upstream path and its ``run_info`` says why (``fast_path``).
 
 Submission errors: bad parameters, mobile species absent, species not covered by the model, a non-periodic
 cell, atoms closer than 0.5 Å, an engine that does not run the model's architecture (or a NequIP model compiled
@@ -133,6 +138,7 @@ PARAMETERS = {
     'seed': Option(int, 0, 'base seed: replica i gets seed + i', _non_negative),
     'engine': Option(str, REQUIRED, 'MD engine: ase or torchsim'),
     'max_failed_fraction': Option(float, 0.5, 'largest tolerated fraction of failed replicas', _failed_fraction),
+    'fast_path': Option(bool, False, 'ase engine: the pinned fast path (same trajectories, less overhead)'),
 }
 
 

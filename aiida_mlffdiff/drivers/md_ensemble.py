@@ -142,7 +142,8 @@ def calculator(config: dict):
                 f'{config["architecture"]} could not load {model or config.get("pretrained")} with {sys.executable}: '
                 f'{type(exception).__name__}: {detail}',
             ) from exception
-        if config['architecture'] == 'mace' and len(getattr(_CALCULATOR['calc'], 'models', ())) == 1:
+        fast = fast_path_problem(config) is None
+        if fast and config['architecture'] == 'mace' and len(getattr(_CALCULATOR['calc'], 'models', ())) == 1:
             _CALCULATOR['calc'].calculate = lean_mace_calculate(_CALCULATOR['calc'])
         timer = {'model_s': 0.0, 'calls': 0}
         original = _CALCULATOR['calc'].calculate
@@ -156,9 +157,34 @@ def calculator(config: dict):
                 timer['calls'] += 1
 
         _CALCULATOR['calc'].calculate = timed
-        _CALCULATOR['calc'].check_state = exact_state_check(_CALCULATOR['calc'])
+        if fast:
+            _CALCULATOR['calc'].check_state = exact_state_check(_CALCULATOR['calc'])
         _CALCULATOR['timer'] = timer
     return _CALCULATOR['calc'], _CALCULATOR['timer']
+
+
+#: The versions the fast path (MD parameter ``fast_path``) was proven against: ASE's Langevin step reproduced bit for
+#: bit, MACE's calculator to the last digit (tests/calculations/test_md_ensemble.py). The environments pin exactly
+#: these (environments/engines.py; a test fails when a pin moves away from them). Under any other version the driver
+#: runs the upstream path and says why in its info (``fast_path``).
+FAST_PATH_PROVEN = {'ase': '3.29.0', 'mace-torch': '0.3.16'}
+
+
+def fast_path_problem(config: dict) -> str | None:
+    """Why this run takes the upstream path (ASE's ``run``, state check and calculators), or None for the fast one.
+
+    The fast path is opt-in (``fast_path: true`` in the MD parameters; the protocols set it) and runs only with the
+    versions of :data:`FAST_PATH_PROVEN`.
+    """
+    if not config.get('fast_path'):
+        return 'not asked for (fast_path false)'
+    needed = ['ase'] + (['mace-torch'] if config['architecture'] == 'mace' else [])
+    moved = [
+        f'{name} {version(name)} (proven: {FAST_PATH_PROVEN[name]})'
+        for name in needed
+        if version(name) != FAST_PATH_PROVEN[name]
+    ]
+    return f'versions differ from the proven ones: {", ".join(moved)}' if moved else None
 
 
 def exact_state_check(calc):
@@ -269,47 +295,35 @@ def make_dynamics(atoms, config: dict, rng):
     return NoseHooverChainNVT(atoms, timestep, temperature_K=temperature, tdamp=coupling * units.fs)
 
 
-def lean_run(dynamics):
-    """``run(n_steps)`` for ``dynamics`` without ASE's ``Dynamics.irun`` loop; the same trajectory, bit for bit.
+def lean_run(dynamics, fast: bool):
+    """``run(n_steps)`` for ``dynamics``: ASE's own ``run``, or on the fast path for Langevin with ``FixCom`` (the
+    default thermostat) :func:`langevin_fixcom_step` in a plain loop, the same trajectory bit for bit.
 
-    ASE's loop asks the calculator for the forces three times per step (twice from the cache: the gradient for its
-    convergence test and the step's own start), each through ``get_property``, the state check and the constraints:
-    measured 1-2 % of a NequIP step on 52 atoms. Langevin with ``FixCom`` (the default thermostat) steps with
-    :func:`langevin_fixcom_step`; the other integrators whose ``step`` takes the forces (Bussi, velocity Verlet) get
-    those the previous step returned; the others (Nosé–Hoover chain) step on their own.
+    The other integrators always run through ASE's loop: skipping it (three cached force requests per step through
+    ``get_property``) gained 1-2 % of a NequIP step on 52 atoms, under the 5 % a copy of upstream code must earn.
     """
-    import inspect
-
-    step = langevin_fixcom_step(dynamics) or dynamics.step
-    takes_forces = 'forces' in inspect.signature(step).parameters
+    step = langevin_fixcom_step(dynamics) if fast else None
+    if step is None:
+        return dynamics.run
     state = {'forces': None}
 
     def run(n_steps: int) -> None:
-        if takes_forces:
-            forces = state['forces']
-            if forces is None:
-                forces = dynamics.atoms.get_forces(md=True)
-            for _ in range(n_steps):
-                forces = step(forces)
-            state['forces'] = forces
-        else:
-            for _ in range(n_steps):
-                step()
+        forces = state['forces']
+        if forces is None:
+            forces = dynamics.atoms.get_forces(md=True)
+        for _ in range(n_steps):
+            forces = step(forces)
+        state['forces'] = forces
         dynamics.nsteps += n_steps
 
     return run
-
-
-#: ASE versions (major.minor) whose ``Langevin.step`` :func:`langevin_fixcom_step` reproduces (compared bit for bit).
-LANGEVIN_COPIED_FROM_ASE = ('3.29',)
 
 
 def langevin_fixcom_step(dynamics):
     """ASE's ``Langevin.step`` with the ``FixCom`` constraint, the same arithmetic without ASE's per-step plumbing.
 
     None unless ``dynamics`` is ASE's Langevin (``fixcm=False``) on atoms whose only constraint is ``FixCom`` (what
-    :func:`make_dynamics` builds) and ASE is a version whose step this copies (:data:`LANGEVIN_COPIED_FROM_ASE`;
-    under any other ASE's own step runs, and the test that the driver's step is taken fails until it is re-checked).
+    :func:`make_dynamics` builds) and ASE is the version whose step this copies (:data:`FAST_PATH_PROVEN`).
     ASE's step re-reads the masses four times, copies positions and momenta through
     the ``Atoms`` accessors, recomputes the centre of mass inside the constraint and gets the forces through
     ``get_property`` (state check, a copy of the atoms with a deep copy of the constraint): measured 1.6x the
@@ -324,7 +338,7 @@ def langevin_fixcom_step(dynamics):
 
     atoms = dynamics.atoms
     if not (
-        ase.__version__.rsplit('.', 1)[0] in LANGEVIN_COPIED_FROM_ASE
+        ase.__version__ == FAST_PATH_PROVEN['ase']
         and type(dynamics) is Langevin
         and not dynamics.fix_com
         and len(atoms.constraints) == 1
@@ -422,7 +436,7 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
     MaxwellBoltzmannDistribution(atoms, temperature_K=target, rng=rng)
     Stationary(atoms)
     dynamics = make_dynamics(atoms, config, rng)
-    advance = lean_run(dynamics)
+    advance = lean_run(dynamics, fast_path_problem(config) is None)
     status, message, done = 'ok', '', 0
     try:
         status, message, energy, temperature = inspect_sample(atoms, target)
@@ -611,8 +625,10 @@ def run_driver(name: str, description: str, describe, load, run, argv: list[str]
 
 def describe(config: dict) -> dict:
     """What the info JSON records about the run before it starts."""
+    problem = fast_path_problem(config)
     return {
         'architecture': config['architecture'],
+        'fast_path': {'asked': bool(config.get('fast_path')), 'used': problem is None, 'reason': problem or ''},
         'workers': int(config.get('workers', 1)),
         'threads_per_worker': int(config.get('threads', 1)),
         'versions': versions(config['architecture']),

@@ -47,21 +47,21 @@ ENGINES: dict[str, EngineSpec] = {
         EngineSpec(
             name='mace',
             description='MACE (mace-torch 0.3.16, e3nn 0.4.4) on a CPU build of torch 2.13',
-            install_steps=(('torch==2.13.0',), ('mace-torch==0.3.16', 'ase>=3.23')),
+            install_steps=(('torch==2.13.0',), ('mace-torch==0.3.16', 'ase==3.29.0')),
             executables={'train': 'mace_run_train', 'python': 'python'},
             version_of='mace-torch',
         ),
         EngineSpec(
             name='nequip',
             description='NequIP 0.19.1 (e3nn 0.6) on a CPU build of torch 2.13; compiles models with AOTInductor',
-            install_steps=(('torch==2.13.0',), ('nequip==0.19.1', 'ase>=3.23')),
+            install_steps=(('torch==2.13.0',), ('nequip==0.19.1', 'ase==3.29.0')),
             executables={'train': 'nequip-train', 'compile': 'nequip-compile', 'python': 'python'},
             version_of='nequip',
         ),
         EngineSpec(
             name='deepmd',
             description='DeePMD-kit 3.2.0 (PyTorch backend, its pinned torch 2.11; runs on CPU)',
-            install_steps=(('deepmd-kit[torch]==3.2.0', 'ase>=3.23'),),
+            install_steps=(('deepmd-kit[torch]==3.2.0', 'ase==3.29.0'),),
             executables={'dp': 'dp', 'python': 'python'},
             environment={
                 'NUM_WORKERS': '0',
@@ -95,7 +95,7 @@ ENGINES: dict[str, EngineSpec] = {
         EngineSpec(
             name='pretrained',
             description='universal models that ship their weights (CHGNet 0.4.2, SevenNet 0.13) on a CPU torch 2.13',
-            install_steps=(('torch==2.13.0',), ('chgnet==0.4.2', 'sevenn==0.13.0', 'ase>=3.23')),
+            install_steps=(('torch==2.13.0',), ('chgnet==0.4.2', 'sevenn==0.13.0', 'ase==3.29.0')),
             executables={'python': 'python'},
             version_of='chgnet',
         ),

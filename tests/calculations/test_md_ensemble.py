@@ -257,6 +257,7 @@ ENSEMBLE = {
     'n_replicas': 2,
     'seed': 5,
     'engine': 'ase',
+    'fast_path': True,  # what the protocols run
 }
 
 
@@ -280,6 +281,7 @@ def test_ensemble_runs_and_is_reproducible(engine_code, mace_model, lpsc_structu
         assert replica['status'] == 'ok'
         assert 100 < replica['temperature_mean_K'] < 600
     info = results['run_info'].get_dict()
+    assert info['fast_path'] == {'asked': True, 'used': True, 'reason': ''}  # the environment has the proven pins
     assert info['workers'] == 2
     assert len({r['pid'] for r in info['replicas']}) == 2, 'one replica per worker process'
     assert 0 < info['timing']['model_share'] <= 1
@@ -412,6 +414,7 @@ MLFF_TRAJECTORY = {
     'n_replicas': 4,
     'seed': 11,
     'engine': 'ase',
+    'fast_path': True,
 }
 
 

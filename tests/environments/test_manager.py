@@ -91,3 +91,33 @@ def test_thread_variables_one_recipe():
         'DP_INTER_OP_PARALLELISM_THREADS': '1',
     }
     assert thread_variables(None) == thread_variables('no-such-environment') == thread_variables('mace')
+
+
+def test_the_environments_pin_the_versions_the_md_fast_path_was_proven_against():
+    """The ASE driver's fast path copies ASE's Langevin step and keeps MACE's graph: proven with exact versions.
+
+    Every environment whose python runs the ASE driver pins exactly those versions; when a pin moves, this fails
+    until the fast path has been re-proven (tests/parsers/test_lammps_dump.py, tests/calculations/test_md_ensemble.py)
+    and ``FAST_PATH_PROVEN`` updated.
+    """
+    from aiida_mlffdiff.drivers.md_ensemble import FAST_PATH_PROVEN
+    from aiida_mlffdiff.environments.engines import ENGINES
+
+    for name in ('mace', 'nequip', 'deepmd', 'pretrained'):
+        requirements = ENGINES[name].requirements()
+        assert f'ase=={FAST_PATH_PROVEN["ase"]}' in requirements, (name, requirements)
+    assert f'mace-torch=={FAST_PATH_PROVEN["mace-torch"]}' in ENGINES['mace'].requirements()
+
+
+def test_the_fast_path_is_opt_in_and_version_bound(monkeypatch):
+    """Off unless asked; on only with the proven versions; the reason is what the job's info records."""
+    from aiida_mlffdiff.drivers import md_ensemble
+
+    assert md_ensemble.fast_path_problem({'architecture': 'mace'}) == 'not asked for (fast_path false)'
+    monkeypatch.setattr(md_ensemble, 'version', lambda name: md_ensemble.FAST_PATH_PROVEN.get(name, '0'))
+    assert md_ensemble.fast_path_problem({'architecture': 'mace', 'fast_path': True}) is None
+    monkeypatch.setattr(md_ensemble, 'version', lambda name: '9.9')
+    problem = md_ensemble.fast_path_problem({'architecture': 'nequip', 'fast_path': True})
+    assert problem == f'versions differ from the proven ones: ase 9.9 (proven: {md_ensemble.FAST_PATH_PROVEN["ase"]})'
+    described = md_ensemble.describe({'architecture': 'nequip', 'fast_path': True})['fast_path']
+    assert described == {'asked': True, 'used': False, 'reason': problem}

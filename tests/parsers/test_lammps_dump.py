@@ -267,7 +267,7 @@ def test_lean_run_gives_the_trajectory_of_ase_run(thermostat):
         dynamics = make_dynamics(replica, config, rng)
         # Langevin (with FixCom) takes the driver's own step, the other thermostats ASE's
         assert (langevin_fixcom_step(dynamics) is not None) == (thermostat == 'langevin')
-        run = lean_run(dynamics) if lean else dynamics.run
+        run = lean_run(dynamics, fast=True) if lean else dynamics.run
         for _ in range(4):
             run(5)
             # between runs the driver reads the cached energy and forces: served without a model call

@@ -217,7 +217,7 @@ def test_throughput_lammps_vs_ase(engine_code, deepmd_model, capsys, record_prop
         code=engine_code('deepmd', 'python'),
         model=deepmd_model,
         structure=structure,
-        parameters=orm.Dict(parameters),
+        parameters=orm.Dict({**parameters, 'engine': 'ase', 'fast_path': True}),  # as the protocols run it
         metadata={'options': {'max_wallclock_seconds': 900}},
     )
     ase_info = ase_results['run_info'].get_dict()
