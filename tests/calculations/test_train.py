@@ -4,9 +4,7 @@ one real training run per architecture (marked ``engines``)."""
 from __future__ import annotations
 
 import json
-import math
 import pathlib
-import time
 
 import numpy as np
 import pytest
@@ -20,7 +18,6 @@ from aiida.manage import get_manager
 
 from aiida_mlffdiff.calculations.train import THREAD_ENVIRONMENT, TrainCalculation
 from aiida_mlffdiff.calculations.writers import WRITERS, get_protocol_parameters, get_writer, load_protocols
-from aiida_mlffdiff.data.mlff_model import MlffModel, file_sha256
 
 LPSC = ['Cl', 'Li', 'P', 'S']
 EXECUTABLES = {'mace': 'mace_run_train', 'nequip': 'nequip-train', 'deepmd': 'dp'}
@@ -398,55 +395,3 @@ def test_schemas_document_units():
 
 
 # ---------------------------------------------------------------------------------------- real engines, end to end
-CODE_KEYS = {'mace': ('train', None), 'nequip': ('train', 'compile'), 'deepmd': ('dp', None)}
-
-
-@pytest.mark.engines
-@pytest.mark.parametrize('architecture', ['mace', 'nequip', 'deepmd'])
-def test_train_end_to_end(architecture, engine_code, make_training_set, record_property, capsys):
-    """Train with the fast protocol on 24 + 6 LJ configurations, through AiiDA and the real engine."""
-    train_key, compile_key = CODE_KEYS[architecture]
-    inputs = {
-        'code': engine_code(architecture, train_key),
-        'architecture': orm.Str(architecture),
-        'training_set': make_training_set(n=24, seed=0),
-        'validation_set': make_training_set(n=6, seed=1),
-        'parameters': orm.Dict(get_protocol_parameters(architecture, 'fast')),
-        'seed': orm.Int(1),
-        'metadata': {'options': {'max_wallclock_seconds': 600}},
-    }
-    if compile_key:
-        inputs['compile_code'] = engine_code(architecture, compile_key)
-    started = time.perf_counter()
-    results, node = run_get_node(TrainCalculation, **inputs)
-    wall_s = time.perf_counter() - started
-    record_property(f'{architecture}_train_wall_s', round(wall_s, 1))
-    with capsys.disabled():
-        print(f'\n{architecture}: fast-protocol training through AiiDA took {wall_s:.1f} s')
-
-    assert node.is_finished_ok, (node.exit_status, node.exit_message)
-    model = results['model']
-    writer = get_writer(architecture)
-    assert isinstance(model, MlffModel)
-    assert model.architecture == architecture
-    assert model.species == LPSC
-    assert model.cutoff_A == 4.0
-    assert model.engine == architecture
-    assert model.engine_version
-    assert model.filename == writer.model_filename
-    with node.outputs.retrieved.base.repository.as_path(writer.model_filename) as path:
-        assert model.sha256 == file_sha256(path)
-    if architecture == 'nequip':
-        assert model.target == 'ase'
-        assert model.torch_version.startswith('2.13')
-
-    metrics = results['validation_metrics'].get_dict()
-    assert math.isfinite(metrics['energy_rmse_meV_atom'])
-    assert math.isfinite(metrics['forces_rmse_meV_A'])
-    assert metrics['n_training_configurations'] == 24
-    assert metrics['n_validation_configurations'] == 6
-    curve = results['learning_curve']
-    x_name = curve.base.attributes.get('x_axis')
-    assert x_name == ('step' if architecture == 'deepmd' else 'epoch')
-    assert metrics['n_steps' if architecture == 'deepmd' else 'n_epochs'] == curve.get_array(x_name)[-1]
-    assert np.isfinite(curve.get_array('validation_forces_rmse_meV_A')).all()

@@ -253,34 +253,15 @@ def test_converges_in_one_round(engine_code, session_mace_model, lpsc_cell, caps
 
 
 @pytest.mark.engines
-def test_stops_at_the_replica_cap(engine_code, session_mace_model, lpsc_cell, capsys):
-    node, wall = run_chain(
-        engine_code, session_mace_model, lpsc_cell, [700], target_relative_error=1e-6, max_replicas=4
-    )
-    assert node.is_finished_ok, (node.exit_status, node.exit_message, report_of(node))
-    entry = node.outputs.summary['temperatures']['T_700K']
-    assert entry['converged'] is False
-    assert entry['n_batches'] == 2
-    assert 2 <= entry['n_replicas'] <= 4  # at most one replica per batch may blow up
-    assert any('replica cap of 4 reached' in warning for warning in entry['warnings'])
-    assert node.outputs.summary['converged'] is False
-    assert 'arrhenius' not in node.outputs
-    assert 'no Arrhenius fit' in report_of(node)
-    calculations = md_calculations(node)
-    assert len(calculations) == 2, 'a finished batch must never be recomputed'
-    seeds = [seed for calc in calculations for seed in calc.inputs.parameters['seeds']]
-    assert len(seeds) == len(set(seeds)) == 4
-    assert sorted(seeds) == [0, 1, 1000, 1001]
-    with capsys.disabled():
-        print(f'\nDiffusionWorkChain (1 T × 2 batches × 2 replicas × 1.1 ps, 8 atoms): {wall:.1f} s wall')
-
-
-@pytest.mark.engines
 @pytest.mark.daemon
 def test_daemon_restart_does_not_recompute_finished_batches(
     engine_code, session_mace_model, lpsc_cell, daemon_client, submit_and_await
 ):
-    """Stop the daemon once the first batch has finished, start it again: the chain finishes, nothing is rerun."""
+    """Stop the daemon once the first batch has finished, start it again: the chain finishes, nothing is rerun.
+
+    The target (1e-6) cannot be met: the chain also stops at the replica cap (4 = two batches of 2), with a warning
+    and without an Arrhenius fit (one chain for both checks: the MD is the expensive part).
+    """
     from aiida.engine import submit
 
     builder = DiffusionWorkChain.get_builder_from_protocol(
@@ -310,7 +291,14 @@ def test_daemon_restart_does_not_recompute_finished_batches(
     assert {calc.pk for calc in calculations} >= set(first)
     seeds = sorted(seed for calc in calculations for seed in calc.inputs.parameters['seeds'])
     assert seeds == [0, 1, 1000, 1001]
-    assert node.outputs.summary['temperatures']['T_700K']['n_batches'] == 2
+    entry = node.outputs.summary['temperatures']['T_700K']
+    assert entry['n_batches'] == 2
+    assert entry['converged'] is False
+    assert 2 <= entry['n_replicas'] <= 4  # at most one replica per batch may blow up
+    assert any('replica cap of 4 reached' in warning for warning in entry['warnings'])
+    assert node.outputs.summary['converged'] is False
+    assert 'arrhenius' not in node.outputs
+    assert 'no Arrhenius fit' in report_of(node)
 
 
 def test_temperature_warning_for_hot_replicas():

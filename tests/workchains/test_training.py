@@ -10,8 +10,9 @@ from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 
 from aiida_mlffdiff.calculations.writers import LEARNING_RATE_KEY
-from aiida_mlffdiff.data import MlffModel, TrainingSet
+from aiida_mlffdiff.data import TrainingSet
 from aiida_mlffdiff.workchains.training import TrainBaseWorkChain, TrainingWorkChain
+from tests.calculations.training_checks import check_trained
 
 
 @pytest.fixture
@@ -100,8 +101,7 @@ def test_mace_training_through_the_daemon(make_training_set, engine_code, submit
     assert node.is_finished_ok, node.exit_message
 
     model = node.outputs.model
-    assert isinstance(model, MlffModel)
-    assert model.architecture == 'mace'
+    check_trained(model.creator, 'mace')  # the TrainCalculation: model, validation metrics, learning curve
     assert model.species == training_set.species
     metrics = node.outputs.test_metrics.get_dict()
     assert math.isfinite(metrics['force_rmse_meV_A'])
@@ -126,7 +126,9 @@ def test_mace_training_through_the_daemon(make_training_set, engine_code, submit
 @pytest.mark.engines
 @pytest.mark.parametrize('architecture', ['nequip', 'deepmd'])
 def test_training_chain_trains_and_evaluates(make_training_set, engine_code, architecture, record_property, capsys):
-    """NequIP and DeePMD through the whole chain (run in-process): trained model evaluated in its environment."""
+    """NequIP and DeePMD through the whole chain (run in-process): trained model evaluated in its environment.
+
+    The chain's TrainCalculation is also the CalcJob's end-to-end test (one training per architecture)."""
     from time import perf_counter
 
     from aiida.engine import run_get_node
@@ -145,7 +147,7 @@ def test_training_chain_trains_and_evaluates(make_training_set, engine_code, arc
     _, node = run_get_node(builder)
     seconds = perf_counter() - started
     assert node.is_finished_ok, node.exit_message
-    assert node.outputs.model.architecture == architecture
+    check_trained(node.outputs.model.creator, architecture)  # the TrainCalculation: model, metrics, curve
     metrics = node.outputs.test_metrics.get_dict()
     assert math.isfinite(metrics['force_rmse_meV_A'])
     record_property('wall_s', seconds)
