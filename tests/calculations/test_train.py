@@ -392,6 +392,3 @@ def test_schemas_document_units():
         assert '(Å)' in text
         for option in writer.schema.values():
             assert option.help
-
-
-# ---------------------------------------------------------------------------------------- real engines, end to end
