@@ -209,6 +209,17 @@ def single_point(code, family, atoms, functional, **overrides) -> tuple[Labels, 
     return engine.labels_from_outputs(results), node
 
 
+#: Single points of the rattled cell (seed 0) per functional, shared by the force and the PBE-vs-HSE06 tests.
+_CENTRE: dict[str, tuple[Labels, orm.WorkflowNode]] = {}
+
+
+def centre(code, family, functional: str) -> tuple[Labels, orm.WorkflowNode]:
+    """The single point of the rattled 13-atom cell (seed 0) with ``functional``, run once per session."""
+    if functional not in _CENTRE:
+        _CENTRE[functional] = single_point(code, family, rattled(lpsc_atoms(), seed=0), functional)
+    return _CENTRE[functional]
+
+
 def finite_difference_force(code, family, atoms, functional, atom: int, axis: int, step: float = 0.01) -> float:
     """−dE/dx (eV/Å) of one atom coordinate by a central difference with a step of ``step`` Å."""
     energies = []
@@ -224,7 +235,7 @@ def finite_difference_force(code, family, atoms, functional, atom: int, axis: in
 def test_forces_match_finite_difference(qe_code, pseudo_family, functional):
     """The analytic force on one atom equals −dE/dx within 5 meV/Å (central difference, h = 0.01 Å)."""
     atoms = rattled(lpsc_atoms(), seed=0)
-    labels, node = single_point(qe_code, pseudo_family, atoms, functional)
+    labels, node = centre(qe_code, pseudo_family, functional)
     assert labels.forces_eV_A.shape == (13, 3)
     atom, axis = np.unravel_index(np.argmax(np.abs(labels.forces_eV_A)), labels.forces_eV_A.shape)
     reference = finite_difference_force(qe_code, pseudo_family, atoms, functional, int(atom), int(axis))
@@ -281,10 +292,10 @@ def test_stress_matches_strain_derivative(qe_code, pseudo_family):
 
 @pytest.mark.engines
 def test_pbe_and_hse06_differ(qe_code, pseudo_family):
-    """Same cell, same pseudopotentials and cutoffs: HSE06 changes the energy and the forces."""
-    atoms = rattled(lpsc_atoms(), seed=2)
-    pbe, _ = single_point(qe_code, pseudo_family, atoms, 'pbe')
-    hse, _ = single_point(qe_code, pseudo_family, atoms, 'hse06')
+    """Same cell, same pseudopotentials and cutoffs: HSE06 changes the energy and the forces (the single points of
+    the force tests, run once)."""
+    pbe, _ = centre(qe_code, pseudo_family, 'pbe')
+    hse, _ = centre(qe_code, pseudo_family, 'hse06')
     difference = hse.forces_eV_A - pbe.forces_eV_A
     rmse = float(np.sqrt(np.mean(difference**2)))
     print(f'E(HSE06) − E(PBE) = {hse.energy_eV - pbe.energy_eV:.3f} eV; force RMSE {rmse:.3f} eV/Å')
