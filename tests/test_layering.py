@@ -16,6 +16,7 @@ FLOORS = {
     # numpy/scipy or plain Python: no AiiDA node types
     'analysis': 0,
     'parameters': 0,
+    'architectures': 0,
     'metrics': 0,
     'structures': 0,
     'protocols': 0,

@@ -64,10 +64,12 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo
 from aiida.common.folders import Folder
 
+from ..architectures import ARCHITECTURES
 from ..data.mlff_model import MlffModel
 from ..data.msd import MsdData
 from ..drivers import driver_path
 from ..drivers.md_core import DEFAULT_COUPLING, MIN_DISTANCE_A, THERMOSTATS
+from ..environments.engines import setup_label
 from ..parameters import REQUIRED, Option, one_of, positive, validate_parameters
 from .driver import DriverCalculation
 from .evaluate import ENGINE_EXTRA, model_code_problem
@@ -91,13 +93,15 @@ __all__ = (
 #: MD engines: whether this CalcJob runs them (lammps runs in LammpsEnsembleWorkChain instead).
 MD_ENGINES = {'ase': True, 'torchsim': True, 'lammps': False}
 #: Architectures the torch-sim engine runs (one environment each: torchsim-mace, torchsim-nequip, torchsim-deepmd).
-TORCHSIM_ARCHITECTURES = ('mace', 'nequip', 'deepmd')
+TORCHSIM_ARCHITECTURES = tuple(name for name, record in ARCHITECTURES.items() if record.torchsim)
 #: Fastest engine per architecture on CPU, 1 thread per process, for cells up to :data:`BATCH_PAYS_UP_TO_ATOMS`
 #: (the 52-atom Li6PS5Cl cell): batching pays for NequIP and DeePMD, not for MACE (docs/md_engines.md).
-DEFAULT_ENGINE = {'mace': 'ase', 'nequip': 'torchsim', 'deepmd': 'torchsim', 'chgnet': 'ase', 'sevenn': 'ase'}
+DEFAULT_ENGINE = {name: record.default_md_engine for name, record in ARCHITECTURES.items()}
 #: Above this many atoms per replica batching no longer pays on CPU for these architectures (DeePMD at 416 atoms:
 #: ASE ≈ 4 100–5 600 atom-steps per CPU-second against torch-sim's ≈ 2 100; NequIP: a tie).
-BATCH_PAYS_UP_TO_ATOMS = {'nequip': 416, 'deepmd': 200}
+BATCH_PAYS_UP_TO_ATOMS = {
+    name: r.batch_pays_up_to_atoms for name, r in ARCHITECTURES.items() if r.batch_pays_up_to_atoms
+}
 #: Driver script per engine (the torch-sim one imports the ASE one; both import the MD core, md_core.py).
 DRIVERS = {'ase': 'md_ensemble.py', 'torchsim': 'md_ensemble_torchsim.py'}
 #: Largest timestep (fs) accepted: with hydrogen, without.
@@ -210,13 +214,13 @@ def md_engine_code(model: MlffModel, n_atoms: int, computer: str = 'localhost') 
     engine = default_engine(model.architecture, n_atoms)
     if engine == 'torchsim':
         try:
-            code = orm.load_code(f'mlffdiff-{engine_environment(model, engine)}-python@{computer}')
+            code = orm.load_code(setup_label(engine_environment(model, engine), 'python', computer))
         except NotExistent:
             code = None
         if code is not None and engine_problem(model, engine, code) is None:
             return engine, code
     environment = engine_environment(model, 'ase')
-    label = f'mlffdiff-{environment}-python@{computer}'
+    label = setup_label(environment, 'python', computer)
     try:
         return 'ase', orm.load_code(label)
     except NotExistent as exception:

@@ -12,6 +12,8 @@ from typing import BinaryIO
 from aiida.orm import Data, QueryBuilder
 from ase.data import chemical_symbols
 
+from ..architectures import ARCHITECTURES as _REGISTRY
+
 __all__ = (
     'ARCHITECTURES',
     'ENGINES',
@@ -23,9 +25,9 @@ __all__ = (
 )
 
 #: Network architectures a model can have.
-ARCHITECTURES = ('mace', 'nequip', 'deepmd', 'chgnet', 'sevenn')
+ARCHITECTURES = tuple(_REGISTRY)
 #: Engine environments that can load a model (see aiida_mlffdiff.environments.engines.ENGINES).
-ENGINES = ('mace', 'nequip', 'deepmd', 'pretrained')
+ENGINES = tuple(dict.fromkeys(record.environment for record in _REGISTRY.values()))
 
 
 class MlffModelError(ValueError):

@@ -163,3 +163,10 @@ def thread_variables(
     for name, value in (spec.environment if spec is not None else {}).items():
         variables[name] = count if name.endswith('INTRA_OP_PARALLELISM_THREADS') else value
     return {name: value for name, value in variables.items() if name not in (user or {})}
+
+
+def setup_label(environment: str, executable: str, computer: str | None = None) -> str:
+    """The label ``aiida-mlffdiff setup`` gives the code of ``executable`` in ``environment``:
+    ``mlffdiff-<environment>-<executable>`` (``@<computer>`` appended when given, as ``load_code`` takes it)."""
+    label = f'mlffdiff-{environment}-{executable}'
+    return f'{label}@{computer}' if computer else label

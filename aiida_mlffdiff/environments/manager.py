@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engines import EngineSpec
+from .engines import EngineSpec, setup_label
 
 MARKER = 'mlffdiff-environment.json'
 
@@ -169,7 +169,7 @@ def _distribution_version(path: Path, distribution: str) -> str:
 
 def code_label(spec: EngineSpec, key: str) -> str:
     """Label of the AiiDA code for one executable of an engine, e.g. ``mlffdiff-mace-train``."""
-    return f'mlffdiff-{spec.name}-{key}'
+    return setup_label(spec.name, key)
 
 
 def register_codes(environment: Environment, computer_label: str = 'localhost', log: Callable[[str], None] = print):

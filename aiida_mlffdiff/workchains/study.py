@@ -22,10 +22,13 @@ from aiida.common import AttributeDict
 from aiida.common.exceptions import NotExistent
 from aiida.engine import ToContext, WorkChain, if_
 
+from ..architectures import ARCHITECTURES
+from ..architectures import TRAINABLE as TRAINABLE_NAMES
 from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
 from ..calculations.md_ensemble import BATCH_PAYS_UP_TO_ATOMS, DEFAULT_ENGINE
 from ..data.mlff_model import MlffModel
 from ..dft import DftEngineError, get_dft_engine
+from ..environments.engines import setup_label
 from ..functions.comparison import compare_study
 from ..functions.sampling import sample_configurations, sampling_parameters
 from ..protocols import ProtocolMixin
@@ -37,12 +40,8 @@ __all__ = ('FUNCTIONALS', 'TRAINABLE', 'MlffDiffusionStudyWorkChain', 'code_keys
 
 #: Functionals a study can label with (one ``reference.<functional>`` namespace each).
 FUNCTIONALS = ('pbe', 'hse06')
-#: Architectures the study trains, and the code keys each needs (``<engine>_<key>`` in the ``codes`` argument).
-TRAINABLE: dict[str, dict[str, str]] = {
-    'mace': {'train': 'train', 'python': 'python'},
-    'nequip': {'train': 'train', 'python': 'python', 'compile': 'compile'},
-    'deepmd': {'train': 'dp', 'python': 'python'},
-}
+#: Architectures the study trains, and the executables each needs by role (``<engine>_<executable>`` in ``codes``).
+TRAINABLE: dict[str, dict[str, str]] = {name: dict(ARCHITECTURES[name].executables) for name in TRAINABLE_NAMES}
 #: Architectures of the pretrained models (one ``diffusion.<architecture>`` namespace each, as for trained ones).
 PRETRAINED_ARCHITECTURES = tuple(sorted({entry['architecture'] for entry in PRETRAINED_MODELS.values()}))
 #: Group every study's results are added to (plus one group per study: ``mlffdiff/study/<pk>``).
@@ -66,9 +65,9 @@ def default_codes(keys: Sequence[str], computer: str = 'localhost') -> dict[str,
     for key in keys:
         engine, executable = key.split('_', 1)
         try:
-            codes[key] = orm.load_code(f'mlffdiff-{engine}-{executable}@{computer}')
+            codes[key] = orm.load_code(setup_label(engine, executable, computer))
         except NotExistent:
-            missing.append(f'mlffdiff-{engine}-{executable}@{computer}')
+            missing.append(setup_label(engine, executable, computer))
     if missing:
         engines = sorted({label.split('-')[1] for label in missing})
         raise ValueError(
@@ -91,7 +90,7 @@ def study_md_engine(
     model_runs_it = architecture != 'nequip' or (training or {}).get('compile_target') == 'batch'
     if engine == 'torchsim' and batch_pays and model_runs_it:
         try:
-            return engine, orm.load_code(f'mlffdiff-torchsim-{architecture}-python@{given.computer.label}')
+            return engine, orm.load_code(setup_label(f'torchsim-{architecture}', 'python', given.computer.label))
         except NotExistent:
             pass
     return 'ase', given
