@@ -3,13 +3,17 @@
 import pytest
 from aiida.plugins import CalculationFactory, WorkflowFactory
 
-from aiida_mlffdiff.workchains.diffusion import MdEnsembleBaseWorkChain
+from aiida_mlffdiff.workchains.diffusion import LammpsEnsembleBaseWorkChain, MdEnsembleBaseWorkChain
 from aiida_mlffdiff.workchains.training import TrainBaseWorkChain
 
 
 @pytest.mark.parametrize(
     ('entry_point', 'cls'),
-    [('mlffdiff.training.base', TrainBaseWorkChain), ('mlffdiff.md_ensemble.base', MdEnsembleBaseWorkChain)],
+    [
+        ('mlffdiff.training.base', TrainBaseWorkChain),
+        ('mlffdiff.md_ensemble.base', MdEnsembleBaseWorkChain),
+        ('mlffdiff.lammps_ensemble.base', LammpsEnsembleBaseWorkChain),
+    ],
 )
 def test_restart_wrappers_have_entry_points(entry_point, cls):
     """Nodes then store the entry point, not the class path, so the classes can move without orphaning nodes."""

@@ -3,7 +3,9 @@
 ``MdEnsembleBaseWorkChain`` wraps :class:`~aiida_mlffdiff.calculations.md_ensemble.MdEnsembleCalculation` in
 aiida-core's ``BaseRestartWorkChain``: too many (or all) replicas blowing up is retried with half the timestep
 (down to :data:`MIN_TIMESTEP_FS`, the sampling interval kept, so that the MSD time grid does not change), a job
-out of walltime with 1.5x the walltime, both a bounded number of times.
+out of walltime with 1.5x the walltime, both a bounded number of times. ``LammpsEnsembleBaseWorkChain`` does the
+same for a LAMMPS batch (:class:`~aiida_mlffdiff.workchains.lammps_ensemble.LammpsEnsembleWorkChain`): the same
+timestep handler (the walltime of its ``lammps.raw`` jobs is set through its ``options``).
 
 ``DiffusionWorkChain`` (``mlffdiff.diffusion``) runs, in rounds, one batch of replicas per unconverged
 temperature (all temperatures of a round in parallel), pools every finished batch of a temperature with
@@ -17,8 +19,8 @@ further than three standard errors of their mean) gets a warning: its D belongs 
 A batch is an ``MdEnsembleBaseWorkChain`` (engines ``ase`` and ``torchsim``), or a
 :class:`~aiida_mlffdiff.workchains.lammps_ensemble.LammpsEnsembleWorkChain` when the MD parameters say
 ``engine: lammps``; both give the same ``msd`` and ``thermo``. The engine is always an MD parameter, an input of
-the chain (``get_builder_from_protocol`` writes it, guessing from the code only when none is given). LAMMPS
-batches are not restarted with a smaller timestep.
+the chain (``get_builder_from_protocol`` writes it, guessing from the code only when none is given). Both kinds
+of batch are restarted with a smaller timestep when replicas blow up.
 """
 
 from __future__ import annotations
@@ -105,21 +107,65 @@ class MdEnsembleBaseWorkChain(RestartWorkChain):
     )
     def handle_failed_replicas(self, node):
         """Replicas blew up: retry with the timestep times ``TIMESTEP_FACTOR``, keeping the sampling interval."""
-        parameters = self.ctx.inputs.parameters.get_dict()
-        old = float(parameters.get('timestep_fs', 1.0))
-        new = old * TIMESTEP_FACTOR
-        if new < MIN_TIMESTEP_FS - 1e-12:
-            action = f'timestep {old:g} fs cannot be halved below {MIN_TIMESTEP_FS} fs: giving up'
-            self.report_error_handled(node, action)
-            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_REPLICAS_KEEP_FAILING)
-        interval = parameters.get('sampling_interval_fs') or 10 * old
-        stride = max(1, round(interval / new))
-        parameters.update(timestep_fs=new, sampling_interval_fs=stride * new)
-        self.ctx.inputs.parameters = orm.Dict(parameters)
-        self.report_error_handled(
-            node, f'restarting with timestep_fs {old:g} → {new:g} (sampling_interval_fs {stride * new:g})'
+        return retry_with_smaller_timestep(self, node)
+
+
+def retry_with_smaller_timestep(chain: RestartWorkChain, node) -> ProcessHandlerReport:
+    """The failed-replicas handler of both MD restart chains: the timestep times ``TIMESTEP_FACTOR`` (down to
+    :data:`MIN_TIMESTEP_FS`), the sampling interval kept (a multiple of the new timestep), reported."""
+    parameters = chain.ctx.inputs.parameters.get_dict()
+    old = float(parameters.get('timestep_fs', 1.0))
+    new = old * TIMESTEP_FACTOR
+    if new < MIN_TIMESTEP_FS - 1e-12:
+        chain.report_error_handled(node, f'timestep {old:g} fs cannot be halved below {MIN_TIMESTEP_FS} fs: giving up')
+        return ProcessHandlerReport(do_break=True, exit_code=chain.exit_codes.ERROR_REPLICAS_KEEP_FAILING)
+    interval = parameters.get('sampling_interval_fs') or 10 * old
+    stride = max(1, round(interval / new))
+    parameters.update(timestep_fs=new, sampling_interval_fs=stride * new)
+    chain.ctx.inputs.parameters = orm.Dict(parameters)
+    chain.report_error_handled(
+        node, f'restarting with timestep_fs {old:g} → {new:g} (sampling_interval_fs {stride * new:g})'
+    )
+    return ProcessHandlerReport(do_break=True)
+
+
+class LammpsEnsembleBaseWorkChain(RestartWorkChain):
+    """Run a LAMMPS batch (LammpsEnsembleWorkChain) until it succeeds, halving the timestep when replicas blow up."""
+
+    _process_class = LammpsEnsembleWorkChain
+
+    @classmethod
+    def define(cls, spec):
+        """Inputs of the LammpsEnsembleWorkChain in the ``lammps`` namespace; its outputs are exposed."""
+        super().define(spec)
+        spec.expose_inputs(LammpsEnsembleWorkChain, namespace='lammps')
+        spec.expose_outputs(LammpsEnsembleWorkChain)
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
+            cls.results,
         )
-        return ProcessHandlerReport(do_break=True)
+        spec.exit_code(
+            310,
+            'ERROR_REPLICAS_KEEP_FAILING',
+            message=f'Replicas kept blowing up down to the smallest timestep ({MIN_TIMESTEP_FS} fs).',
+        )
+
+    def setup(self):
+        """Take the LammpsEnsembleWorkChain inputs into the context, where the handler may change them."""
+        super().setup()
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(LammpsEnsembleWorkChain, 'lammps'))
+
+    @process_handler(
+        priority=500,
+        exit_codes=[
+            LammpsEnsembleWorkChain.exit_codes.ERROR_TOO_MANY_FAILED_REPLICAS,
+            LammpsEnsembleWorkChain.exit_codes.ERROR_ALL_REPLICAS_FAILED,
+        ],
+    )
+    def handle_failed_replicas(self, node):
+        """Replicas blew up: retry with the timestep times ``TIMESTEP_FACTOR``, keeping the sampling interval."""
+        return retry_with_smaller_timestep(self, node)
 
 
 def runs_lammps(md: dict) -> bool:
@@ -363,7 +409,11 @@ class DiffusionWorkChain(ProtocolMixin, WorkChain):
             }
             label_link = f'md_{label}_batch{batch}'
             if runs_lammps(md_inputs['md']):
-                process, inputs = LammpsEnsembleWorkChain, self.lammps_inputs(md_inputs['md'], parameters, label_link)
+                process = LammpsEnsembleBaseWorkChain
+                inputs = {
+                    'lammps': self.lammps_inputs(md_inputs['md'], parameters),
+                    'metadata': {'call_link_label': label_link},
+                }
             else:
                 process, inputs = MdEnsembleBaseWorkChain, AttributeDict(md_inputs)
                 inputs.md = AttributeDict(md_inputs['md'])
@@ -381,7 +431,7 @@ class DiffusionWorkChain(ProtocolMixin, WorkChain):
             )
         return ToContext(**launched)
 
-    def lammps_inputs(self, md: dict, parameters: dict, link_label: str) -> dict:
+    def lammps_inputs(self, md: dict, parameters: dict) -> dict:
         """Inputs of a LammpsEnsembleWorkChain batch: one lammps.raw job per replica (one process each; walltime,
         environment variables and queue settings of ``md.md.metadata.options`` passed on)."""
         options = dict(md.get('metadata', {}).get('options', {}))
@@ -391,7 +441,6 @@ class DiffusionWorkChain(ProtocolMixin, WorkChain):
             'structure': self.inputs.structure,
             'parameters': orm.Dict(parameters),  # engine omitted or 'lammps'; anything else is refused there
             'options': {key: options[key] for key in LAMMPS_OPTIONS if key in options},
-            'metadata': {'call_link_label': link_label},
         }
         if 'supercell' in md:
             inputs['supercell'] = md['supercell']
@@ -407,7 +456,7 @@ class DiffusionWorkChain(ProtocolMixin, WorkChain):
             latest = batches[-1]
             if not latest.is_finished_ok:
                 self.report(
-                    f'{label}: MdEnsembleBaseWorkChain<{latest.pk}> failed [{latest.exit_status}]: '
+                    f'{label}: {latest.process_label}<{latest.pk}> failed [{latest.exit_status}]: '
                     f'{latest.exit_message}; its replicas still count against the cap'
                 )
             finished = [node for node in batches if node.is_finished_ok and 'msd' in node.outputs]

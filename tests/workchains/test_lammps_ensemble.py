@@ -257,7 +257,8 @@ def test_lammps_environment_registers_a_lammps_raw_code(own_computer, tmp_path):
 
 @pytest.mark.engines
 def test_diffusion_work_chain_runs_lammps_batches(engine_code, deepmd_model, lpsc_cell, capsys):
-    """A LAMMPS code in DiffusionWorkChain: each batch is a LammpsEnsembleWorkChain; D and the summary come out."""
+    """A LAMMPS code in DiffusionWorkChain: each batch a LammpsEnsembleWorkChain in its restart wrapper (engine
+    lammps, an MD parameter); D and the summary come out."""
     from aiida_mlffdiff.workchains.diffusion import DiffusionWorkChain
 
     overrides = {
@@ -274,7 +275,9 @@ def test_diffusion_work_chain_runs_lammps_batches(engine_code, deepmd_model, lps
     results, node = run_get_node(builder)
     wall = time.perf_counter() - started
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
-    (batch,) = [called for called in node.called if called.process_label == 'LammpsEnsembleWorkChain']
+    assert builder.md.md.parameters['engine'] == 'lammps'  # the builder's guess from the code, now an input
+    (wrapper,) = [called for called in node.called if called.process_label == 'LammpsEnsembleBaseWorkChain']
+    (batch,) = [called for called in wrapper.called if called.process_label == 'LammpsEnsembleWorkChain']
     assert batch.is_finished_ok
     assert len([c for c in batch.called if c.process_type and c.process_type.endswith('lammps.raw')]) == 2
     assert batch.inputs.parameters['seeds'] == [5, 6]
@@ -283,3 +286,28 @@ def test_diffusion_work_chain_runs_lammps_batches(engine_code, deepmd_model, lps
     assert results['summary']['temperatures']['T_100K']['n_replicas'] == 2
     with capsys.disabled():
         print(f'\nDiffusionWorkChain with LAMMPS batches (1 T × 2 replicas × 1.1 ps, 8 atoms): {wall:.1f} s wall')
+
+
+@pytest.mark.parametrize('code', ['ERROR_TOO_MANY_FAILED_REPLICAS', 'ERROR_ALL_REPLICAS_FAILED'])
+def test_lammps_batches_get_the_timestep_restart(stand_in_model, lmp_code, lpsc_cell, code):
+    """A LAMMPS batch whose replicas blew up is retried with half the timestep, as an ASE or torch-sim one."""
+    from aiida.orm import CalcJobNode
+
+    from aiida_mlffdiff.workchains.diffusion import MIN_TIMESTEP_FS, LammpsEnsembleBaseWorkChain
+
+    inputs = {'code': lmp_code(), 'model': stand_in_model(), 'structure': lpsc_cell, 'parameters': orm.Dict(ENSEMBLE)}
+    chain = instantiate_process(get_manager().get_runner(), LammpsEnsembleBaseWorkChain, lammps=inputs)
+    chain.setup()
+    failed = CalcJobNode(computer=inputs['code'].computer, process_type='stand-in')
+    failed.set_process_state('finished')
+    failed.set_exit_status(LammpsEnsembleWorkChain.exit_codes[code].status)
+    failed.store()
+    report = chain.handle_failed_replicas(failed)
+    assert report.do_break
+    assert report.exit_code is None or report.exit_code.status == 0
+    assert chain.ctx.inputs.parameters['timestep_fs'] == 0.5
+    assert chain.ctx.inputs.parameters['sampling_interval_fs'] == 10.0, 'the MSD time grid must not change'
+    chain.handle_failed_replicas(failed)
+    assert chain.ctx.inputs.parameters['timestep_fs'] == MIN_TIMESTEP_FS
+    final = chain.handle_failed_replicas(failed)
+    assert final.exit_code.status == LammpsEnsembleBaseWorkChain.exit_codes.ERROR_REPLICAS_KEEP_FAILING.status
