@@ -68,7 +68,7 @@ from ..architectures import ARCHITECTURES
 from ..data.mlff_model import MlffModel
 from ..data.msd import MsdData
 from ..drivers import driver_path
-from ..drivers.md_core import DEFAULT_COUPLING, MIN_DISTANCE_A, THERMOSTATS
+from ..drivers.md_core import DEFAULT_COUPLING, MIN_DISTANCE_A, THERMOSTATS, closest_pair_A
 from ..environments.engines import setup_label
 from ..parameters import REQUIRED, Option, one_of, positive, validate_parameters
 from .driver import DriverCalculation
@@ -312,8 +312,6 @@ def md_problem(
 ) -> tuple[str | None, str | None]:
     """``(problem, engine)`` of MD inputs: a non-periodic cell, bad parameters, species the model lacks, atoms
     closer than :data:`MIN_DISTANCE_A`; ``problem`` is None when they are fine (``engine`` then is the parameter)."""
-    from ase.neighborlist import neighbor_list
-
     if not all(structure.pbc):
         return f'the structure must be periodic in all three directions, got pbc {structure.pbc}.', None
     atoms = build_atoms(structure, supercell)
@@ -326,9 +324,9 @@ def md_problem(
         model.check_species(set(symbols))
     except ValueError as exception:
         return f'the model cannot run this structure: {exception}', None
-    distances = neighbor_list('d', atoms, MIN_DISTANCE_A)
-    if distances.size:
-        return f'atoms overlap in the MD cell: two are {distances.min():.3f} Å apart (< {MIN_DISTANCE_A} Å).', None
+    closest = closest_pair_A(atoms.positions, atoms.cell.array)  # the check every MD engine runs per sample
+    if closest is not None:
+        return f'atoms overlap in the MD cell: two are {closest:.3f} Å apart (< {MIN_DISTANCE_A} Å).', None
     return None, engine
 
 

@@ -49,6 +49,8 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from aiida import orm
 
+from ..drivers.md_core import MIN_DISTANCE_A as _MIN_DISTANCE_A
+
 __all__ = (
     'ENGINES',
     'MIN_DISTANCE_A',
@@ -63,8 +65,8 @@ __all__ = (
 
 #: Short name → module of every known engine (imported lazily: VASP's plugin is heavy, QE may be absent).
 ENGINES: dict[str, str] = {'qe': 'aiida_mlffdiff.dft.qe', 'vasp': 'aiida_mlffdiff.dft.vasp'}
-#: Two atoms closer than this (Å, minimum image) are refused as overlapping.
-MIN_DISTANCE_A = 0.5
+#: Two atoms closer than this (Å, minimum image) are refused as overlapping: the MD core's constant, one for all.
+MIN_DISTANCE_A = _MIN_DISTANCE_A
 
 
 class DftEngineError(ValueError):
