@@ -6,12 +6,13 @@ graph kept between calls (``lean-mace``). The project keeps a copy of third-part
 This script times one replica in one process (one thread), NVT Langevin 300 K, 1 fs, on the bench models of
 ``bench/md_throughput.py`` (trained there and cached in ``~/.cache/aiida-mlffdiff/bench-models``; run that first),
 for the upstream path, each trick alone and all of them, on the 13-atom primitive and the 52-atom conventional
-Li6PS5Cl cell. Each variant runs ``--repeats`` times after a warm-up; the table gives the median µs per step and
-the gain over upstream.
+Li6PS5Cl cell. Each variant runs in its own process (20 warm-up steps, then ``--steps`` timed), ``--repeats``
+times with the order of the variants rotated, so that no variant always runs first or last; the table gives the
+median µs per step and the gain over upstream.
 
 Usage::
 
-    python bench/md_fast_path.py [--steps 300] [--repeats 3] [--models mace,nequip]
+    python bench/md_fast_path.py [--steps 150] [--repeats 3] [--models mace,nequip]
 
 Always exits 0 when it ran (a benchmark, not a test).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,44 +36,38 @@ MODEL_FILES = {'mace': 'mlff_compiled.model', 'nequip': 'model.nequip.pt2'}
 VARIANTS = ('upstream', 'state-check', 'langevin', 'lean-mace', 'all')
 
 SCRIPT = r"""
-import json, statistics, sys, time
+import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import ase.io
 from evaluate_model import build_calculator, import_engine, set_threads
 set_threads(1)
 from md_ensemble import exact_state_check, lean_mace_calculate, lean_run, make_dynamics
-architecture, model, structure = sys.argv[2:5]
-steps, repeats = int(sys.argv[5]), int(sys.argv[6])
+architecture, model, structure, variant = sys.argv[2:6]
+steps, warm_up = int(sys.argv[6]), 20
 import_engine(architecture)
 config = {'timestep_fs': 1.0, 'temperature_K': 300.0, 'thermostat': 'langevin', 'coupling': 0.001}
-results = {}
-for variant in json.loads(sys.argv[7]):
-    calc = build_calculator(architecture, __import__('pathlib').Path(model), None, 'cpu')
-    if variant in ('lean-mace', 'all'):
-        calc.calculate = lean_mace_calculate(calc)
-    if variant in ('state-check', 'all'):
-        calc.check_state = exact_state_check(calc)
-    times = []
-    for repeat in range(repeats + 1):  # the first is the warm-up
-        atoms = ase.io.read(structure)
-        atoms.calc = calc
-        rng = np.random.default_rng(repeat)
-        atoms.set_velocities(rng.normal(0.0, 0.01, (len(atoms), 3)))
-        dynamics = make_dynamics(atoms, config, rng)
-        run = lean_run(dynamics, fast=variant in ('langevin', 'all'))
-        started = time.perf_counter()
-        run(steps)
-        if repeat:
-            times.append((time.perf_counter() - started) / steps * 1e6)
-    results[variant] = statistics.median(times)
-print(json.dumps(results))
+calc = build_calculator(architecture, __import__('pathlib').Path(model), None, 'cpu')
+if variant in ('lean-mace', 'all'):
+    calc.calculate = lean_mace_calculate(calc)
+if variant in ('state-check', 'all'):
+    calc.check_state = exact_state_check(calc)
+atoms = ase.io.read(structure)
+atoms.calc = calc
+rng = np.random.default_rng(0)
+atoms.set_velocities(rng.normal(0.0, 0.01, (len(atoms), 3)))
+dynamics = make_dynamics(atoms, config, rng)
+run = lean_run(dynamics, fast=variant in ('langevin', 'all'))
+run(warm_up)
+started = time.perf_counter()
+run(steps)
+print(json.dumps((time.perf_counter() - started) / steps * 1e6))
 """
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--steps', type=int, default=300)
+    parser.add_argument('--steps', type=int, default=150)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--models', default='mace,nequip')
     args = parser.parse_args(argv)
@@ -88,14 +84,20 @@ def main(argv=None) -> int:
                 structure = Path(scratch) / f'{cell}.extxyz'
                 atoms = li6ps5cl(cell)
                 atoms.write(structure, format='extxyz')
-                command = [str(python), '-c', SCRIPT, str(driver_path('md_ensemble').parent), architecture]
-                command += [str(model), str(structure), str(args.steps), str(args.repeats), json.dumps(variants)]
-                done = subprocess.run(command, capture_output=True, text=True, check=False)
-                if done.returncode:
-                    lines = done.stderr.strip().splitlines() or ['']
-                    print(f'{architecture} {len(atoms)} atoms: FAILED {lines[-1][:200]}', flush=True)
+                times: dict[str, list[float]] = {variant: [] for variant in variants}
+                for repeat in range(args.repeats):  # each variant in its own process, the order rotated per repeat
+                    for variant in variants[repeat % len(variants) :] + variants[: repeat % len(variants)]:
+                        command = [str(python), '-c', SCRIPT, str(driver_path('md_ensemble').parent), architecture]
+                        command += [str(model), str(structure), variant, str(args.steps)]
+                        done = subprocess.run(command, capture_output=True, text=True, check=False)
+                        if done.returncode:
+                            lines = done.stderr.strip().splitlines() or ['']
+                            print(f'{architecture} {len(atoms)} atoms {variant}: FAILED {lines[-1][:200]}', flush=True)
+                            continue
+                        times[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                timing = {variant: statistics.median(values) for variant, values in times.items() if values}
+                if 'upstream' not in timing:
                     continue
-                timing = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append((architecture, len(atoms), timing))
                 print(f'{architecture} {len(atoms)} atoms: ' + ', '.join(f'{k} {v:.0f} µs' for k, v in timing.items()))
     print('\nµs per MD step (median of repeats), gain = upstream / variant − 1')
