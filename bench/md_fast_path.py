@@ -48,7 +48,7 @@ steps, warm_up = int(sys.argv[6]), 20
 import_engine(architecture)
 config = {'timestep_fs': 1.0, 'temperature_K': 300.0, 'thermostat': 'langevin', 'coupling': 0.001}
 calc = build_calculator(architecture, __import__('pathlib').Path(model), None, 'cpu')
-if variant in ('lean-mace', 'all'):
+if variant == 'lean-mace' or (variant == 'all' and architecture == 'mace'):
     calc.calculate = lean_mace_calculate(calc)
 if variant in ('state-check', 'all'):
     calc.check_state = exact_state_check(calc)
