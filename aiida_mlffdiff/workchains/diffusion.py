@@ -71,17 +71,19 @@ LAMMPS_OPTIONS = (
 )
 
 
-class MdEnsembleBaseWorkChain(RestartWorkChain):
-    """Run an MdEnsembleCalculation until it succeeds, handling blown-up replicas and walltime."""
+class MdBatchRestartWorkChain(RestartWorkChain):
+    """Run one MD batch (``_process_class``, its inputs in the ``_namespace`` namespace) until it succeeds: blown-up
+    replicas (exit 330 or 340, the same in the MD CalcJob and the LAMMPS chain) are retried with the timestep times
+    ``TIMESTEP_FACTOR`` down to :data:`MIN_TIMESTEP_FS`, the sampling interval kept."""
 
-    _process_class = MdEnsembleCalculation
+    _namespace: str = ''
 
     @classmethod
     def define(cls, spec):
-        """Inputs of the MdEnsembleCalculation in the ``md`` namespace; its outputs are exposed."""
+        """Inputs of the batch process in the ``_namespace`` namespace; its outputs are exposed."""
         super().define(spec)
-        spec.expose_inputs(MdEnsembleCalculation, namespace='md')
-        spec.expose_outputs(MdEnsembleCalculation)
+        spec.expose_inputs(cls._process_class, namespace=cls._namespace)
+        spec.expose_outputs(cls._process_class)
         spec.outline(
             cls.setup,
             while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
@@ -94,9 +96,9 @@ class MdEnsembleBaseWorkChain(RestartWorkChain):
         )
 
     def setup(self):
-        """Take the MdEnsembleCalculation inputs into the context, where the handlers may change them."""
+        """Take the batch's inputs into the context, where the handlers may change them."""
         super().setup()
-        self.ctx.inputs = AttributeDict(self.exposed_inputs(MdEnsembleCalculation, 'md'))
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(self._process_class, self._namespace))
 
     @process_handler(
         priority=500,
@@ -107,65 +109,35 @@ class MdEnsembleBaseWorkChain(RestartWorkChain):
     )
     def handle_failed_replicas(self, node):
         """Replicas blew up: retry with the timestep times ``TIMESTEP_FACTOR``, keeping the sampling interval."""
-        return retry_with_smaller_timestep(self, node)
+        parameters = self.ctx.inputs.parameters.get_dict()
+        old = float(parameters.get('timestep_fs', 1.0))
+        new = old * TIMESTEP_FACTOR
+        if new < MIN_TIMESTEP_FS - 1e-12:
+            action = f'timestep {old:g} fs cannot be halved below {MIN_TIMESTEP_FS} fs: giving up'
+            self.report_error_handled(node, action)
+            return ProcessHandlerReport(do_break=True, exit_code=self.exit_codes.ERROR_REPLICAS_KEEP_FAILING)
+        interval = parameters.get('sampling_interval_fs') or 10 * old
+        stride = max(1, round(interval / new))
+        parameters.update(timestep_fs=new, sampling_interval_fs=stride * new)
+        self.ctx.inputs.parameters = orm.Dict(parameters)
+        self.report_error_handled(
+            node, f'restarting with timestep_fs {old:g} → {new:g} (sampling_interval_fs {stride * new:g})'
+        )
+        return ProcessHandlerReport(do_break=True)
 
 
-def retry_with_smaller_timestep(chain: RestartWorkChain, node) -> ProcessHandlerReport:
-    """The failed-replicas handler of both MD restart chains: the timestep times ``TIMESTEP_FACTOR`` (down to
-    :data:`MIN_TIMESTEP_FS`), the sampling interval kept (a multiple of the new timestep), reported."""
-    parameters = chain.ctx.inputs.parameters.get_dict()
-    old = float(parameters.get('timestep_fs', 1.0))
-    new = old * TIMESTEP_FACTOR
-    if new < MIN_TIMESTEP_FS - 1e-12:
-        chain.report_error_handled(node, f'timestep {old:g} fs cannot be halved below {MIN_TIMESTEP_FS} fs: giving up')
-        return ProcessHandlerReport(do_break=True, exit_code=chain.exit_codes.ERROR_REPLICAS_KEEP_FAILING)
-    interval = parameters.get('sampling_interval_fs') or 10 * old
-    stride = max(1, round(interval / new))
-    parameters.update(timestep_fs=new, sampling_interval_fs=stride * new)
-    chain.ctx.inputs.parameters = orm.Dict(parameters)
-    chain.report_error_handled(
-        node, f'restarting with timestep_fs {old:g} → {new:g} (sampling_interval_fs {stride * new:g})'
-    )
-    return ProcessHandlerReport(do_break=True)
+class MdEnsembleBaseWorkChain(MdBatchRestartWorkChain):
+    """Run an MdEnsembleCalculation until it succeeds, handling blown-up replicas and walltime."""
+
+    _process_class = MdEnsembleCalculation
+    _namespace = 'md'
 
 
-class LammpsEnsembleBaseWorkChain(RestartWorkChain):
+class LammpsEnsembleBaseWorkChain(MdBatchRestartWorkChain):
     """Run a LAMMPS batch (LammpsEnsembleWorkChain) until it succeeds, halving the timestep when replicas blow up."""
 
     _process_class = LammpsEnsembleWorkChain
-
-    @classmethod
-    def define(cls, spec):
-        """Inputs of the LammpsEnsembleWorkChain in the ``lammps`` namespace; its outputs are exposed."""
-        super().define(spec)
-        spec.expose_inputs(LammpsEnsembleWorkChain, namespace='lammps')
-        spec.expose_outputs(LammpsEnsembleWorkChain)
-        spec.outline(
-            cls.setup,
-            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
-            cls.results,
-        )
-        spec.exit_code(
-            310,
-            'ERROR_REPLICAS_KEEP_FAILING',
-            message=f'Replicas kept blowing up down to the smallest timestep ({MIN_TIMESTEP_FS} fs).',
-        )
-
-    def setup(self):
-        """Take the LammpsEnsembleWorkChain inputs into the context, where the handler may change them."""
-        super().setup()
-        self.ctx.inputs = AttributeDict(self.exposed_inputs(LammpsEnsembleWorkChain, 'lammps'))
-
-    @process_handler(
-        priority=500,
-        exit_codes=[
-            LammpsEnsembleWorkChain.exit_codes.ERROR_TOO_MANY_FAILED_REPLICAS,
-            LammpsEnsembleWorkChain.exit_codes.ERROR_ALL_REPLICAS_FAILED,
-        ],
-    )
-    def handle_failed_replicas(self, node):
-        """Replicas blew up: retry with the timestep times ``TIMESTEP_FACTOR``, keeping the sampling interval."""
-        return retry_with_smaller_timestep(self, node)
+    _namespace = 'lammps'
 
 
 def runs_lammps(md: dict) -> bool:

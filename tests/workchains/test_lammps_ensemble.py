@@ -293,6 +293,7 @@ def test_lammps_batches_get_the_timestep_restart(stand_in_model, lmp_code, lpsc_
     """A LAMMPS batch whose replicas blew up is retried with half the timestep, as an ASE or torch-sim one."""
     from aiida.orm import CalcJobNode
 
+    from aiida_mlffdiff.calculations.md_ensemble import MdEnsembleCalculation
     from aiida_mlffdiff.workchains.diffusion import MIN_TIMESTEP_FS, LammpsEnsembleBaseWorkChain
 
     inputs = {'code': lmp_code(), 'model': stand_in_model(), 'structure': lpsc_cell, 'parameters': orm.Dict(ENSEMBLE)}
@@ -311,3 +312,6 @@ def test_lammps_batches_get_the_timestep_restart(stand_in_model, lmp_code, lpsc_
     assert chain.ctx.inputs.parameters['timestep_fs'] == MIN_TIMESTEP_FS
     final = chain.handle_failed_replicas(failed)
     assert final.exit_code.status == LammpsEnsembleBaseWorkChain.exit_codes.ERROR_REPLICAS_KEEP_FAILING.status
+    # one handler for both batch kinds: the exit codes it handles mean the same in both
+    for name in ('ERROR_TOO_MANY_FAILED_REPLICAS', 'ERROR_ALL_REPLICAS_FAILED'):
+        assert LammpsEnsembleWorkChain.exit_codes[name].status == MdEnsembleCalculation.exit_codes[name].status
