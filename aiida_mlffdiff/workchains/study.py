@@ -118,9 +118,7 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     for key, model in pretrained.items():
         if not model.pretrained or model.architecture != key:
             return f'pretrained.{key} must be a pretrained {key} model, got {model.describe()}.'
-    missing = sorted(set(architectures) | set(pretrained)) and sorted(
-        (set(architectures) | set(pretrained)) - set(_given(inputs, 'diffusion'))
-    )
+    missing = sorted((set(architectures) | set(pretrained)) - set(_given(inputs, 'diffusion')))
     if missing:
         return f'no diffusion inputs for {", ".join(missing)}: give diffusion.<architecture> for every row.'
     unused = sorted(set(_given(inputs, 'diffusion')) - set(architectures) - set(pretrained))
@@ -130,10 +128,12 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
     if problem:
         return problem
     if functionals:
+        if 'sampling' not in inputs:
+            return 'reference data need configurations: give the sampling parameters (sampling).'
         try:
             sampling_parameters(inputs['sampling'].get_dict())
-        except (KeyError, ValueError) as exception:
-            return str(exception) if isinstance(exception, ValueError) else 'functionals need sampling parameters.'
+        except ValueError as exception:
+            return str(exception)
     structure = inputs['structure']
     md_structure = inputs.get('md_structure', structure)
     for name in sorted(set(architectures) | set(pretrained)):

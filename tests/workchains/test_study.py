@@ -156,6 +156,14 @@ def test_structure_and_codes_are_checked(primitive, stand_in_codes, pseudo_famil
     del builder.diffusion['nequip']
     assert 'no diffusion inputs for nequip' in validation_error(builder)
 
+    builder = builder_for(primitive, stand_in_codes, pseudo_family, architectures=['mace'])
+    builder.diffusion['deepmd'] = builder.diffusion['mace']._inputs(prune=True)
+    assert 'diffusion inputs for deepmd, which no row uses' in validation_error(builder)
+
+    builder = builder_for(primitive, stand_in_codes, pseudo_family, pretrained=['chgnet-0.3.0'])
+    builder.pretrained = {'sevenn': builder.pretrained['chgnet']}
+    assert 'pretrained.sevenn must be a pretrained sevenn model' in validation_error(builder)
+
     builder = builder_for(primitive, stand_in_codes, pseudo_family)
     no_lithium = orm.StructureData(
         ase=primitive.get_ase()[[atom.index for atom in primitive.get_ase() if atom.symbol != 'Li']]
