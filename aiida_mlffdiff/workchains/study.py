@@ -25,7 +25,7 @@ from aiida.engine import ToContext, WorkChain, if_
 from ..architectures import ARCHITECTURES
 from ..architectures import TRAINABLE as TRAINABLE_NAMES
 from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
-from ..calculations.md_ensemble import BATCH_PAYS_UP_TO_ATOMS, DEFAULT_ENGINE
+from ..calculations.md_ensemble import default_engine
 from ..data.mlff_model import MlffModel
 from ..dft import DftEngineError, get_dft_engine
 from ..environments.engines import setup_label
@@ -85,10 +85,9 @@ def study_md_engine(
     registered on ``given``'s computer (``mlffdiff-torchsim-<architecture>-python``) and the model will be able to
     run it (NequIP: trained with ``compile_target: batch``); otherwise ``ase`` with ``given``, the python of the
     model's own environment."""
-    engine = DEFAULT_ENGINE.get(architecture, 'ase')
-    batch_pays = n_atoms <= BATCH_PAYS_UP_TO_ATOMS.get(architecture, 0)
+    engine = default_engine(architecture, n_atoms)
     model_runs_it = architecture != 'nequip' or (training or {}).get('compile_target') == 'batch'
-    if engine == 'torchsim' and batch_pays and model_runs_it:
+    if engine == 'torchsim' and model_runs_it:
         try:
             return engine, orm.load_code(setup_label(f'torchsim-{architecture}', 'python', given.computer.label))
         except NotExistent:
