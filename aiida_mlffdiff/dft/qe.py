@@ -279,10 +279,8 @@ def get_builder(
         the family recommends cutoffs (SSSP, PseudoDojo), the larger of those and the protocol's are used.
     :raises ValueError: bad functional, protocol, override, structure or family.
     """
-    problem = validate(structure, functional, protocol, pseudo_family=pseudo_family)
-    if problem:
-        raise ValueError(problem)
-    settings = get_settings(functional, protocol, overrides)
+    settings = get_settings(functional, protocol, overrides)  # unknown protocol or functional: ValueError here
+    # build validates the structure and the family, once
     builder = build(code, structure, functional, settings, options, pseudo_family=pseudo_family)
     builder.metadata.label = f'qe-{str(functional).lower()}-{protocol}'
     return builder

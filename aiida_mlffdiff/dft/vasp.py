@@ -241,12 +241,8 @@ def get_builder(
     :param potential_mapping: element (or kind name) → POTCAR name; defaults to aiida-vasp's recommended sets.
     :raises ValueError: any problem found by :func:`validate`, or a code of another plugin.
     """
-    problem = validate(
-        structure, functional, protocol, potential_family=potential_family, potential_mapping=potential_mapping
-    )
-    if problem:
-        raise ValueError(problem)
-    settings = get_protocol_inputs(functional, protocol, overrides)
+    settings = get_protocol_inputs(functional, protocol, overrides)  # unknown protocol or functional: ValueError
+    # build validates the structure, the code and the POTCARs, once
     builder = build(
         code,
         structure,
