@@ -131,34 +131,68 @@ def table_columns(rows: list[dict]) -> list[str]:
     ]
 
 
-def table_cells(row: dict, columns: list[str]) -> list[str]:
-    """One row as text cells in the order of ``columns``."""
+def table_cells(row: dict, columns: list[str], notes: list[str] | None = None) -> list[str]:
+    """One row as text cells in the order of ``columns``.
+
+    An unresolved number is printed as ``unresolved [k]``, never as a value; ``[k]`` numbers the reason appended to
+    ``notes`` (one line each: the row, the quantity and why).
+    """
+    notes = notes if notes is not None else []
+
+    def unresolved(what: str, reason: str) -> str:
+        notes.append(f'[{len(notes) + 1}] {row["label"]} {what}: {reason}')
+        return f'unresolved [{len(notes)}]'
+
     by_temperature = {entry['temperature_K']: entry for entry in row['temperatures'].values()}
     cells = [row['functional'], row['architecture'], str(row['model_pk']), row.get('md_engine') or 'n/a']
     cells.append(_value(row['force_rmse_meV_A'], fmt='.1f'))
     for column in columns[5:-3]:
-        entry = by_temperature.get(float(column.split('(')[1].split(' K')[0]))
-        cells.append(_value(entry['D_cm2_s'], entry['D_err_cm2_s']) if entry else 'n/a')
+        temperature = float(column.split('(')[1].split(' K')[0])
+        entry = by_temperature.get(temperature)
+        if entry is None:
+            cells.append('n/a')
+        elif entry.get('unresolved'):
+            cells.append(unresolved(f'D({temperature:g} K)', entry['unresolved']))
+        else:
+            cells.append(_value(entry['D_cm2_s'], entry['D_err_cm2_s']))
+    if row['Ea_eV'] is None:
+        cells.append('n/a')
+    elif row.get('Ea_unresolved'):
+        cells.append(unresolved('Ea', row['Ea_unresolved']))
+    else:
+        cells.append(_value(row['Ea_eV'], row['Ea_err_eV']))
     sigma = row['sigma_extrapolated_mS_cm']
     temperature = row['extrapolation_temperature_K']
-    sigma_text = 'n/a' if sigma is None else f'{sigma:.3g} {_interval(row["sigma_interval_mS_cm"])} @{temperature:g} K'
-    cells += [_value(row['Ea_eV'], row['Ea_err_eV']), sigma_text, str(row['n_replicas'])]
+    if sigma is None:
+        cells.append('n/a')
+    elif row.get('sigma_unresolved'):
+        cells.append(unresolved(f'σ({temperature:g} K)', row['sigma_unresolved']))
+    else:
+        cells.append(f'{sigma:.3g} {_interval(row["sigma_interval_mS_cm"])} @{temperature:g} K')
+    cells.append(str(row['n_replicas']))
     return cells
 
 
 def format_table(rows: list[dict]) -> str:
-    """The rows as an aligned text table."""
+    """The rows as an aligned text table, followed by the reasons of its unresolved cells."""
     columns = table_columns(rows)
-    body = [table_cells(row, columns) for row in rows]
+    notes: list[str] = []
+    body = [table_cells(row, columns, notes) for row in rows]
     widths = [max(len(column), *(len(cells[i]) for cells in body)) for i, column in enumerate(columns)]
     lines = ['  '.join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
     lines.append('  '.join('-' * width for width in widths))
     lines += ['  '.join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) for cells in body]
+    if notes:
+        lines += ['', 'unresolved (not results):', *notes]
     return '\n'.join(lines)
 
 
 def table_csv(rows: list[dict]) -> str:
-    """The rows as CSV with raw numbers (one D and SE column pair per temperature)."""
+    """The rows as CSV with raw numbers (one D and SE column pair per temperature).
+
+    An unresolved number leaves its cells empty and its ``*_unresolved`` column gives the reason (the raw values
+    stay in ``aiida-mlffdiff report --json`` and in the provenance).
+    """
     temperatures = sorted({entry['temperature_K'] for row in rows for entry in row['temperatures'].values()})
     header = [
         'label',
@@ -170,9 +204,11 @@ def table_csv(rows: list[dict]) -> str:
         'energy_rmse_meV_atom',
     ]
     for t in temperatures:
-        header += [f'D_{t:g}K_cm2_s', f'D_err_{t:g}K_cm2_s', f'n_replicas_{t:g}K']
-    header += ['Ea_eV', 'Ea_err_eV', 'D0_cm2_s', 'extrapolation_temperature_K', 'D_extrapolated_cm2_s']
-    header += ['sigma_extrapolated_mS_cm', 'sigma_low_mS_cm', 'sigma_high_mS_cm', 'n_replicas', 'converged']
+        header += [f'D_{t:g}K_cm2_s', f'D_err_{t:g}K_cm2_s', f'D_{t:g}K_unresolved', f'n_replicas_{t:g}K']
+    header += ['Ea_eV', 'Ea_err_eV', 'D0_cm2_s', 'Ea_unresolved', 'extrapolation_temperature_K']
+    header += ['D_extrapolated_cm2_s', 'D_extrapolated_unresolved']
+    header += ['sigma_extrapolated_mS_cm', 'sigma_low_mS_cm', 'sigma_high_mS_cm', 'sigma_unresolved']
+    header += ['n_replicas', 'converged']
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(header)
@@ -181,10 +217,17 @@ def table_csv(rows: list[dict]) -> str:
         values = [row.get(key) for key in header[:7]]
         for t in temperatures:
             entry = by_temperature.get(t, {})
-            values += [entry.get('D_cm2_s'), entry.get('D_err_cm2_s'), entry.get('n_replicas')]
+            reason = entry.get('unresolved')
+            shown = [None, None] if reason else [entry.get('D_cm2_s'), entry.get('D_err_cm2_s')]
+            values += [*shown, reason, entry.get('n_replicas')]
+        reason = row.get('Ea_unresolved')
+        values += [None, None, None] if reason else [row['Ea_eV'], row['Ea_err_eV'], row['D0_cm2_s']]
+        values += [reason, row['extrapolation_temperature_K']]
+        reason = row.get('D_extrapolated_unresolved')
+        values += [None if reason else row['D_extrapolated_cm2_s'], reason]
+        reason = row.get('sigma_unresolved')
         interval = row['sigma_interval_mS_cm'] or [None, None]
-        values += [row['Ea_eV'], row['Ea_err_eV'], row['D0_cm2_s'], row['extrapolation_temperature_K']]
-        values += [row['D_extrapolated_cm2_s'], row['sigma_extrapolated_mS_cm'], *interval]
-        values += [row['n_replicas'], row['converged']]
+        values += [None, None, None] if reason else [row['sigma_extrapolated_mS_cm'], *interval]
+        values += [reason, row['n_replicas'], row['converged']]
         writer.writerow(['' if value is None else value for value in values])
     return buffer.getvalue()

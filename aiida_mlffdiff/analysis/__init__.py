@@ -11,6 +11,7 @@ from .einstein import EinsteinFit, auto_fit_window, fit_einstein, loglog_slope
 from .ensemble import DiffusionEstimate, estimate_diffusion
 from .errors import AnalysisError
 from .msd import collective_msd, ensemble_tracer_msd, tracer_msd
+from .resolution import arrhenius_unresolved, d_unresolved
 from .trajectory import MsdResult, msd_from_positions
 from .unwrap import framework_drift, remove_framework_drift, unwrap_positions
 
@@ -20,8 +21,10 @@ __all__ = (
     'DiffusionEstimate',
     'EinsteinFit',
     'MsdResult',
+    'arrhenius_unresolved',
     'auto_fit_window',
     'collective_msd',
+    'd_unresolved',
     'ensemble_tracer_msd',
     'estimate_diffusion',
     'fit_arrhenius',

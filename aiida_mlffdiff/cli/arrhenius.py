@@ -104,16 +104,29 @@ def arrhenius(pks, csv_file, structure, species, charge, temperature, as_json):
     if as_json:
         echo_json(result)
         return
-    echo.echo_success(
-        f'Ea = {format_value(result["Ea_eV"], result["Ea_err_eV"])} eV, D0 = {format_value(result["D0_cm2_s"])} cm²/s'
-    )
-    low, high = result['D_interval_cm2_s']
+    unresolved = result.get('unresolved') or {}
     level = 100 * result['confidence']
-    echo.echo(
-        f'D({temperature:g} K) = {format_value(result["D_at_T_cm2_s"])} cm²/s, '
-        f'{level:.0f} % interval [{low:.3g}, {high:.3g}]'
-    )
-    if result.get('sigma_at_T_mS_cm') is not None:
+    if unresolved.get('Ea'):
+        echo.echo_warning(f'Ea unresolved: {unresolved["Ea"]}')
+    else:
+        echo.echo_success(
+            f'Ea = {format_value(result["Ea_eV"], result["Ea_err_eV"])} eV, '
+            f'D0 = {format_value(result["D0_cm2_s"])} cm²/s'
+        )
+    for index, reason in enumerate(result.get('D_unresolved') or []):
+        if reason:
+            echo.echo_warning(f'D({result["temperatures_K"][index]:g} K) unresolved: {reason}')
+    if unresolved.get('D_at_T'):
+        echo.echo_warning(f'D({temperature:g} K) unresolved: {unresolved["D_at_T"]}')
+    else:
+        low, high = result['D_interval_cm2_s']
+        echo.echo(
+            f'D({temperature:g} K) = {format_value(result["D_at_T_cm2_s"])} cm²/s, '
+            f'{level:.0f} % interval [{low:.3g}, {high:.3g}]'
+        )
+    if result.get('sigma_at_T_mS_cm') is not None and unresolved.get('sigma_at_T'):
+        echo.echo_warning(f'σ({temperature:g} K) unresolved: {unresolved["sigma_at_T"]}')
+    elif result.get('sigma_at_T_mS_cm') is not None:
         low, high = result['sigma_interval_mS_cm']
         echo.echo(
             f'σ({temperature:g} K) = {format_value(result["sigma_at_T_mS_cm"])} mS/cm, interval [{low:.3g}, {high:.3g}]'

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from aiida.engine import calcfunction
 from aiida.orm import Dict
 
-from ..analysis import AnalysisError
+from ..analysis import AnalysisError, arrhenius_unresolved, d_unresolved
 from ..analysis import fit_arrhenius as fit_arrhenius_arrays
 from ..parameters import Option, fraction, positive, validate_parameters
 from .exit_codes import exit_code
@@ -29,7 +29,9 @@ def arrhenius_results(results: Sequence[dict], parameters: dict | None) -> dict:
     """The calculation behind :func:`fit_arrhenius` on plain result dicts (raises ValueError/AnalysisError).
 
     Each result needs ``temperature_K`` and ``D_cm2_s`` (and ``D_err_cm2_s`` for a weighted fit); when all
-    share ``n_ions``, ``volume_A3`` and ``charge`` the conductivity is extrapolated too.
+    share ``n_ions``, ``volume_A3`` and ``charge`` the conductivity is extrapolated too. ``D_unresolved`` (one
+    reason or None per point) and ``unresolved`` (``Ea``, ``D_at_T``, ``sigma_at_T``: a reason or None) say which
+    numbers are not results (:mod:`aiida_mlffdiff.analysis.resolution`).
     """
     params = validate_parameters(parameters, ARRHENIUS_PARAMETERS, 'Arrhenius parameters')
     missing = [i for i, r in enumerate(results) if r.get('temperature_K') is None]
@@ -61,7 +63,30 @@ def arrhenius_results(results: Sequence[dict], parameters: dict | None) -> dict:
             output.update(
                 sigma_at_T_mS_cm=sigma, sigma_interval_mS_cm=list(sigma_interval), n_ions=n_ions, volume_A3=volume
             )
+    output['D_unresolved'] = [d_unresolved(result) for result in results]
+    output['unresolved'] = arrhenius_unresolved(output)
     return output
+
+
+def arrhenius_line(fit: Mapping) -> str:
+    """The report line of an Arrhenius result: Ea (eV), D (cm²/s) and σ (mS/cm) at the extrapolation temperature,
+    each one either a value or ``unresolved (why)`` (``fit['unresolved']``)."""
+    unresolved = fit.get('unresolved') or {}
+    temperature = fit['temperature_K']
+    parts = [
+        f'Ea unresolved ({unresolved["Ea"]})'
+        if unresolved.get('Ea')
+        else f'Ea = {fit["Ea_eV"]:.3f} ± {fit["Ea_err_eV"]:.3f} eV',
+        f'D({temperature:g} K) unresolved ({unresolved["D_at_T"]})'
+        if unresolved.get('D_at_T')
+        else f'D({temperature:g} K) = {fit["D_at_T_cm2_s"]:.3e} cm²/s',
+    ]
+    if fit.get('sigma_at_T_mS_cm') is not None and unresolved.get('sigma_at_T'):
+        parts.append(f'σ({temperature:g} K) unresolved ({unresolved["sigma_at_T"]})')
+    elif fit.get('sigma_at_T_mS_cm') is not None:
+        low, high = fit['sigma_interval_mS_cm']
+        parts.append(f'σ({temperature:g} K) = {fit["sigma_at_T_mS_cm"]:.3g} mS/cm [{low:.3g}, {high:.3g}]')
+    return 'Arrhenius: ' + ', '.join(parts)
 
 
 @calcfunction
@@ -70,7 +95,8 @@ def fit_arrhenius(parameters: Dict | None = None, **diffusion: Dict) -> Dict:
 
     :param parameters: optional, see ``ARRHENIUS_PARAMETERS`` (extrapolation temperature in K, confidence).
     :returns: Dict with Ea_eV ± Ea_err_eV, D0_cm2_s, D_at_T_cm2_s with interval, sigma_at_T_mS_cm with
-        interval (mS/cm) when the cell is known; or exit code 300/330/340.
+        interval (mS/cm) when the cell is known, and ``unresolved``: why Ea, D(T) or σ(T) is not a result (None
+        when it is); or exit code 300/330/340.
     """
     if len(diffusion) < 2:
         return exit_code(

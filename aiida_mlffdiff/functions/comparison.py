@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiida.engine import calcfunction
 from aiida.orm import Dict
 
+from ..analysis import arrhenius_unresolved, d_unresolved
 from .exit_codes import exit_code
 
 #: Columns of a row, with units: what ``aiida-mlffdiff report`` prints.
@@ -27,7 +28,13 @@ ROW_KEYS = (
     'n_replicas',
     'simulated_time_ps',
     'converged',
+    'Ea_unresolved',
+    'D_extrapolated_unresolved',
+    'sigma_unresolved',
 )
+
+#: Per temperature of a row (``temperatures`` values).
+TEMPERATURE_KEYS = ('temperature_K', 'D_cm2_s', 'D_err_cm2_s', 'n_replicas', 'converged', 'diffusive', 'unresolved')
 
 
 def comparison_row(
@@ -41,13 +48,26 @@ def comparison_row(
 ) -> dict:
     """One row: test-set errors (meV/Å, meV/atom), D ± SE per T (cm²/s), Ea ± error (eV), σ at the extrapolation
     temperature (mS/cm) with its interval, replicas and simulated ps summed over temperatures; ``md_engine`` is the
-    engine of the row's MD (its MD parameters' ``engine``)."""
+    engine of the row's MD (its MD parameters' ``engine``).
+
+    ``unresolved`` (per temperature), ``Ea_unresolved``, ``D_extrapolated_unresolved`` and ``sigma_unresolved`` say
+    why a number is not a result (None when it is one), judged from the stored numbers by
+    :mod:`aiida_mlffdiff.analysis.resolution`, so rows of results stored before the verdicts existed get them too."""
     arrhenius = arrhenius or {}
     test_metrics = test_metrics or {}
-    temperatures = {
-        key: {name: entry.get(name) for name in ('temperature_K', 'D_cm2_s', 'D_err_cm2_s', 'n_replicas', 'converged')}
-        for key, entry in sorted(diffusion['temperatures'].items(), key=lambda item: item[1]['temperature_K'])
-    }
+    temperatures = {}
+    for key, entry in sorted(diffusion['temperatures'].items(), key=lambda item: item[1]['temperature_K']):
+        temperatures[key] = {name: entry.get(name) for name in TEMPERATURE_KEYS}
+        temperatures[key]['unresolved'] = d_unresolved(entry)
+    verdicts = {'Ea': None, 'D_at_T': None, 'sigma_at_T': None}
+    if arrhenius:
+        by_temperature = {entry['temperature_K']: entry for entry in temperatures.values()}
+        points = (
+            []
+            if 'D_unresolved' in arrhenius
+            else [by_temperature.get(t, {}) for t in arrhenius.get('temperatures_K', [])]
+        )
+        verdicts = arrhenius_unresolved(arrhenius, points)
     return {
         'label': label,
         'functional': label.split('_', 1)[0],
@@ -67,6 +87,9 @@ def comparison_row(
         'n_replicas': sum(entry['n_replicas'] for entry in diffusion['temperatures'].values()),
         'simulated_time_ps': sum(entry['simulated_time_ps'] for entry in diffusion['temperatures'].values()),
         'converged': bool(diffusion.get('converged')),
+        'Ea_unresolved': verdicts['Ea'],
+        'D_extrapolated_unresolved': verdicts['D_at_T'],
+        'sigma_unresolved': verdicts['sigma_at_T'],
     }
 
 

@@ -7,11 +7,13 @@ import math
 from aiida.engine import calcfunction
 from aiida.orm import Dict, Float
 
+from ..analysis import d_unresolved
 from .exit_codes import exit_code
 
 
 def diffusion_summary(target_relative_error: float, rounds: dict, diffusion: dict[str, dict]) -> dict:
-    """Per temperature: D and SE (cm²/s), relative error, replicas, batches, simulated ps, convergence, warnings.
+    """Per temperature: D and SE (cm²/s), relative error, replicas, batches, simulated ps, convergence, whether the
+    MSD is diffusive, ``unresolved`` (why D is not a result, or None) and warnings.
 
     :param target_relative_error: the SE(D)/D target of the work chain.
     :param rounds: temperature label → ``{'n_batches': int, 'warnings': [str]}`` (what the chain did).
@@ -31,6 +33,9 @@ def diffusion_summary(target_relative_error: float, rounds: dict, diffusion: dic
             'n_batches': chain.get('n_batches', 0),
             'simulated_time_ps': result['simulated_time_ps'],
             'converged': converged,
+            'diffusive': result.get('diffusive'),
+            'loglog_slope': result.get('loglog_slope'),
+            'unresolved': d_unresolved(result),
             'warnings': list(chain.get('warnings', [])) + list(result.get('warnings', [])),
         }
         warnings.extend(chain.get('warnings', []))

@@ -40,9 +40,10 @@ from aiida.engine import (
     while_,
 )
 
+from ..analysis import d_unresolved
 from ..calculations.md_ensemble import MdEnsembleCalculation, code_engine, md_engine_code
 from ..data.mlff_model import MlffModel
-from ..functions.arrhenius import fit_arrhenius
+from ..functions.arrhenius import arrhenius_line, fit_arrhenius
 from ..functions.diffusion import compute_diffusion
 from ..functions.diffusion_summary import summarize_diffusion
 from ..protocols import ProtocolMixin
@@ -446,10 +447,16 @@ class DiffusionWorkChain(ProtocolMixin, WorkChain):
             relative = result.get('relative_error')
             n_replicas = sum(node.outputs.msd.n_replicas for node in finished)
             state['converged'] = relative is not None and math.isfinite(relative) and relative <= target
+            reason = d_unresolved(result)
+            shown = (
+                f'D unresolved ({reason})'
+                if reason
+                else f'D = {result["D_cm2_s"]:.3e} ± {result["D_err_cm2_s"]:.3e} cm²/s'
+            )
             self.report(
-                f'{label}: D = {result["D_cm2_s"]:.3e} ± {result["D_err_cm2_s"]:.3e} cm²/s, relative error '
-                f'{relative if relative is not None else math.inf:.3g} (target {target:g}), {n_replicas} replicas '
-                f'in {len(finished)} batch(es), {result["simulated_time_ps"]:.3g} ps simulated'
+                f'{label}: {shown}, relative error {relative if relative is not None else math.inf:.3g} (target '
+                f'{target:g}), {n_replicas} replicas in {len(finished)} batch(es), '
+                f'{result["simulated_time_ps"]:.3g} ps simulated'
             )
             if state['converged'] or state['n_requested'] >= cap:  # the last round of this temperature
                 self.warn_off_target(label, state, finished)
@@ -503,12 +510,7 @@ class DiffusionWorkChain(ProtocolMixin, WorkChain):
             self.ctx.arrhenius_error = node.exit_message
             return None
         self.out('arrhenius', result)
-        fit = result.get_dict()
-        sigma = fit.get('sigma_at_T_mS_cm')
-        self.report(
-            f'Arrhenius: Ea = {fit["Ea_eV"]:.3f} ± {fit["Ea_err_eV"]:.3f} eV, D({fit["temperature_K"]:g} K) = '
-            f'{fit["D_at_T_cm2_s"]:.3e} cm²/s' + (f', σ = {sigma:.3g} mS/cm' if sigma is not None else '')
-        )
+        self.report(arrhenius_line(result.get_dict()))
         return None
 
     def _record_warning(self, label: str, warning: str) -> str:

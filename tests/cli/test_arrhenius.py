@@ -190,3 +190,20 @@ def test_negative_extrapolation_temperature(cli, exact_csv):
     message = cli.fails('arrhenius', '--csv', exact_csv, '--temperature', -300)
     assert 'temperature_K' in message
     assert 'positive' in message
+
+
+def test_csv_with_d_falling_with_t_says_unresolved(cli, tmp_path, poscar):
+    """Ea ≤ 0: the text names Ea, D(300 K) and σ(300 K) unresolved with the reason and prints none of them."""
+    rows = [(t, repr(arrhenius_d(t, ea_ev=-0.21)), repr(0.03 * arrhenius_d(t, ea_ev=-0.21))) for t in TEMPERATURES_K]
+    path = write_csv(tmp_path / 'falling.csv', rows)
+    result = cli('arrhenius', '--csv', path, '--structure', poscar, '--temperature', 300)
+    assert result.exit_code == 0, result.output
+    assert 'Ea unresolved: Ea = -0.21 eV ≤ 0: D does not rise with T' in result.output
+    assert 'D(300 K) unresolved: D rests on an unresolved Ea' in result.output
+    assert 'σ(300 K) unresolved: σ rests on an unresolved Ea' in result.output
+    assert 'Success' not in result.output  # no line presents Ea as a result
+    assert 'mS/cm' not in result.output
+    data = cli.json('arrhenius', '--csv', path, '--temperature', 300)
+    assert data['Ea_eV'] == pytest.approx(-0.21, abs=1e-6)  # the raw number stays in the JSON
+    assert data['unresolved']['Ea'].startswith('Ea = -0.21 eV')
+    assert data['D_unresolved'] == [None] * len(TEMPERATURES_K)

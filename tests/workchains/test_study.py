@@ -255,6 +255,48 @@ def test_comparison_table_formats(aiida_localhost):
     assert failed.exit_status == 340
 
 
+def test_comparison_table_never_shows_an_unresolved_number(aiida_localhost):
+    """The demo's old table printed Ea = −0.21 eV and σ(300 K) = 7.5e5 mS/cm as results: now each is "unresolved
+    [k]" with its reason under the table, the CSV leaves the cells empty and names the reason, the JSON rows keep the
+    raw numbers next to the verdicts."""
+    from aiida_mlffdiff.calculations.evaluate import pretrained_model
+
+    model = pretrained_model('chgnet-0.3.0')
+    diffusion = summary({400.0: (3e-6, 2e-7, 4), 500.0: (1.4e-6, 1e-7, 4), 600.0: (2e-6, 3e-6, 4)})
+    arrhenius = orm.Dict(
+        {'Ea_eV': -0.21, 'Ea_err_eV': 0.05, 'D0_cm2_s': 5e-9, 'temperature_K': 300.0, 'temperatures_K': [400.0, 500.0],
+         'D_cm2_s': [3e-6, 1.4e-6], 'D_at_T_cm2_s': 8e-6, 'D_interval_cm2_s': [5e-6, 1.2e-5],
+         'sigma_at_T_mS_cm': 7.5e5, 'sigma_interval_mS_cm': [4.1e5, 1.2e6]}
+    ).store()  # fmt: skip
+    result, node = compare_study.run_get_node(
+        pbe_chgnet={'model': model, 'diffusion': diffusion, 'arrhenius': arrhenius}
+    )
+    assert node.is_finished_ok
+    (row,) = result.get_dict()['rows']
+    assert row['Ea_eV'] == -0.21  # the raw number stays in the provenance and the JSON
+    assert row['Ea_unresolved'] == 'Ea = -0.21 eV ≤ 0: D does not rise with T'
+    assert row['sigma_unresolved'].startswith('σ rests on an unresolved Ea')
+    assert row['D_extrapolated_unresolved'].startswith('D rests on an unresolved Ea')
+    assert row['temperatures']['T_600K']['unresolved'].startswith('its error bar reaches zero')
+    assert row['temperatures']['T_400K']['unresolved'] is None
+    text = format_table([row])
+    assert '-0.21' not in text.split('unresolved (not results):')[0]
+    assert '7.5e+05' not in text
+    assert 'unresolved [1]' in text  # D(600 K)
+    assert 'unresolved [3]' in text  # σ
+    assert '[2] pbe_chgnet Ea: Ea = -0.21 eV ≤ 0: D does not rise with T' in text
+    assert '3e-06 ± 2e-07' in text  # a resolved D is still shown
+    (parsed,) = csv.DictReader(io.StringIO(table_csv([row])))
+    assert parsed['Ea_eV'] == ''
+    assert parsed['Ea_unresolved'].startswith('Ea = -0.21 eV')
+    assert parsed['sigma_extrapolated_mS_cm'] == ''
+    assert parsed['sigma_low_mS_cm'] == ''
+    assert parsed['D_600K_cm2_s'] == ''
+    assert parsed['D_600K_unresolved'].startswith('its error bar reaches zero')
+    assert float(parsed['D_400K_cm2_s']) == 3e-6
+    assert parsed['D_400K_unresolved'] == ''
+
+
 # ------------------------------------------------------------------------------------------------------ real runs
 def tiny_study(primitive, pw, family, engine_code, architectures, codes=None, **changes):
     codes = codes or {}
@@ -327,6 +369,10 @@ def test_tiny_study_through_the_daemon(
         assert math.isfinite(row['force_rmse_meV_A'])
         assert row['Ea_eV'] == node.outputs.arrhenius[label]['Ea_eV']
         assert row['model_pk'] == node.outputs.models[label].pk
+        # tiny models on a 13-atom cell: Ea may come out ≤ 0; the verdict stored with the fit is the table's
+        assert row['Ea_unresolved'] == node.outputs.arrhenius[label]['unresolved']['Ea']
+        if row['Ea_eV'] <= 0:
+            assert row['Ea_unresolved'].startswith('Ea = ')
     pbe, hse = (node.outputs.training_sets[f] for f in ('pbe', 'hse06'))
     assert pbe.functional == 'pbe'
     assert hse.functional == 'hse06'
@@ -350,6 +396,10 @@ def test_tiny_study_through_the_daemon(
     assert 'D(500 K)' in result.output
     assert 'MD engine' in result.output
     assert 'pbe_deepmd: TrainingWorkChain' in result.output
+    for row in rows:  # an unresolved Ea is printed as "unresolved [k]" with its reason, never as a number
+        if row['Ea_unresolved']:
+            assert f'{row["label"]} Ea: {row["Ea_unresolved"]}' in result.output
+            assert f'{row["Ea_eV"]:.3g} ± ' not in result.output
     result = runner.invoke(cmd_root, ['report', str(node.pk), '--json'])
     assert json.loads(result.output)['rows'][0]['label'] == rows[0]['label']
     result = runner.invoke(cmd_root, ['report', str(node.pk), '--csv'])
