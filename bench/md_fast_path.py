@@ -3,16 +3,20 @@
 The fast path has three parts (``drivers/md_ensemble.py``): the driver's copy of ASE's Langevin step with
 ``FixCom`` stepped in a plain loop (``langevin``), the byte-wise state check (``state-check``) and, for MACE, the
 graph kept between calls (``lean-mace``). The project keeps a copy of third-party code only where it earns ≥ 5 %.
-This script times one replica in one process (one thread), NVT Langevin 300 K, 1 fs, on the bench models of
-``bench/md_throughput.py`` (trained there and cached in ``~/.cache/aiida-mlffdiff/bench-models``; run that first),
-for the upstream path, each trick alone and all of them, on the 13-atom primitive and the 52-atom conventional
-Li6PS5Cl cell. Each variant runs in its own process (20 warm-up steps, then ``--steps`` timed), ``--repeats``
-times with the order of the variants rotated, so that no variant always runs first or last; the table gives the
-median µs per step and the gain over upstream.
+
+One replica, one thread, NVT Langevin 300 K, 1 fs, on the bench models of ``bench/md_throughput.py`` (trained there
+and cached in ``~/.cache/aiida-mlffdiff/bench-models``; run that first), on the 13-atom primitive and the 52-atom
+conventional Li6PS5Cl cell. Separate processes per variant were tried first and failed to resolve anything: the
+same upstream step took 1.7 ms in one process and 2.9 ms in the next. So the variants are *paired*: one process per
+``--processes`` repeat runs, after 50 warm-up steps, ``--rounds`` rounds in each of which every variant steps the
+same trajectory for ``--steps`` steps (the order rotated per round; the tricks are switched on and off on the same
+calculator and integrator). The gain of a variant is upstream's block time over the variant's in the same round,
+minus one; the table gives the median over all rounds of all processes and its interquartile range. A trick is
+resolved when the whole range lies on one side of zero.
 
 Usage::
 
-    python bench/md_fast_path.py [--steps 150] [--repeats 3] [--models mace,nequip]
+    python bench/md_fast_path.py [--steps 40] [--rounds 15] [--processes 2] [--models mace,nequip,deepmd]
 
 Always exits 0 when it ran (a benchmark, not a test).
 """
@@ -32,7 +36,7 @@ from aiida_mlffdiff.environments import ENGINES, build_environment
 from aiida_mlffdiff.structures.argyrodite import li6ps5cl
 
 CACHE = Path.home() / '.cache' / 'aiida-mlffdiff' / 'bench-models'
-MODEL_FILES = {'mace': 'mlff_compiled.model', 'nequip': 'model.nequip.pt2'}
+MODEL_FILES = {'mace': 'mlff_compiled.model', 'nequip': 'model.nequip.pt2', 'deepmd': 'model.pth'}
 VARIANTS = ('upstream', 'state-check', 'langevin', 'lean-mace', 'all')
 
 SCRIPT = r"""
@@ -43,33 +47,56 @@ import ase.io
 from evaluate_model import build_calculator, import_engine, set_threads
 set_threads(1)
 from md_ensemble import exact_state_check, lean_mace_calculate, lean_run, make_dynamics
-architecture, model, structure, variant = sys.argv[2:6]
-steps, warm_up = int(sys.argv[6]), 20
+architecture, model, structure = sys.argv[2:5]
+steps, rounds, shift = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+variants = sys.argv[8].split(',')
 import_engine(architecture)
 config = {'timestep_fs': 1.0, 'temperature_K': 300.0, 'thermostat': 'langevin', 'coupling': 0.001}
 calc = build_calculator(architecture, __import__('pathlib').Path(model), None, 'cpu')
-if variant == 'lean-mace' or (variant == 'all' and architecture == 'mace'):
-    calc.calculate = lean_mace_calculate(calc)
-if variant in ('state-check', 'all'):
-    calc.check_state = exact_state_check(calc)
+plain = {'check_state': calc.check_state, 'calculate': calc.calculate}
+tricks = {'check_state': exact_state_check(calc)}
+if architecture == 'mace':
+    tricks['calculate'] = lean_mace_calculate(calc)
 atoms = ase.io.read(structure)
 atoms.calc = calc
 rng = np.random.default_rng(0)
 atoms.set_velocities(rng.normal(0.0, 0.01, (len(atoms), 3)))
 dynamics = make_dynamics(atoms, config, rng)
-run = lean_run(dynamics, fast=variant in ('langevin', 'all'))
-run(warm_up)
-started = time.perf_counter()
-run(steps)
-print(json.dumps((time.perf_counter() - started) / steps * 1e6))
+
+def runner(variant):
+    on = {'state-check': {'check_state'}, 'lean-mace': {'calculate'}, 'all': set(tricks)}.get(variant, set())
+    for name in plain:
+        setattr(calc, name, tricks[name] if name in on and name in tricks else plain[name])
+    calc.results = {}  # the next force request recomputes under the variant's own calculator
+    return lean_run(dynamics, fast=variant in ('langevin', 'all'))
+
+runner('upstream')(50)
+times = {variant: [] for variant in variants}
+for round_ in range(rounds):
+    k = (round_ + shift) % len(variants)
+    for variant in variants[k:] + variants[:k]:
+        run = runner(variant)
+        started = time.perf_counter()
+        run(steps)
+        times[variant].append((time.perf_counter() - started) / steps * 1e6)
+print(json.dumps(times))
 """
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """Lower quartile, median and upper quartile of ``values``."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    low, mid, high = statistics.quantiles(values, n=4)
+    return low, mid, high
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--steps', type=int, default=150)
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--models', default='mace,nequip')
+    parser.add_argument('--steps', type=int, default=40, help='steps per variant per round')
+    parser.add_argument('--rounds', type=int, default=15)
+    parser.add_argument('--processes', type=int, default=2)
+    parser.add_argument('--models', default='mace,nequip,deepmd')
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix='md_fast_path-') as scratch:
@@ -85,31 +112,40 @@ def main(argv=None) -> int:
                 atoms = li6ps5cl(cell)
                 atoms.write(structure, format='extxyz')
                 times: dict[str, list[float]] = {variant: [] for variant in variants}
-                for repeat in range(args.repeats):  # each variant in its own process, the order rotated per repeat
-                    for variant in variants[repeat % len(variants) :] + variants[: repeat % len(variants)]:
-                        command = [str(python), '-c', SCRIPT, str(driver_path('md_ensemble').parent), architecture]
-                        command += [str(model), str(structure), variant, str(args.steps)]
-                        done = subprocess.run(command, capture_output=True, text=True, check=False)
-                        if done.returncode:
-                            lines = done.stderr.strip().splitlines() or ['']
-                            print(f'{architecture} {len(atoms)} atoms {variant}: FAILED {lines[-1][:200]}', flush=True)
-                            continue
-                        times[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
-                timing = {variant: statistics.median(values) for variant, values in times.items() if values}
-                if 'upstream' not in timing:
+                for shift in range(args.processes):
+                    command = [str(python), '-c', SCRIPT, str(driver_path('md_ensemble').parent), architecture]
+                    command += [str(model), str(structure), str(args.steps), str(args.rounds), str(shift)]
+                    command += [','.join(variants)]
+                    done = subprocess.run(command, capture_output=True, text=True, check=False)
+                    if done.returncode:
+                        lines = done.stderr.strip().splitlines() or ['']
+                        print(f'{architecture} {len(atoms)} atoms: FAILED {lines[-1][:200]}', flush=True)
+                        continue
+                    for variant, values in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                        times[variant].extend(values)
+                if not times['upstream']:
                     continue
-                rows.append((architecture, len(atoms), timing))
-                print(f'{architecture} {len(atoms)} atoms: ' + ', '.join(f'{k} {v:.0f} µs' for k, v in timing.items()))
-    print('\nµs per MD step (median of repeats), gain = upstream / variant − 1')
-    print(f'{"model":7} {"atoms":>5} | ' + ' | '.join(f'{v:>18}' for v in VARIANTS))
-    for architecture, n_atoms, timing in rows:
+                gains = {
+                    variant: quartiles([u / v - 1 for u, v in zip(times['upstream'], values, strict=True)])
+                    for variant, values in times.items()
+                }
+                median = {variant: statistics.median(values) for variant, values in times.items()}
+                rows.append((architecture, len(atoms), median, gains))
+                print(
+                    f'{architecture} {len(atoms)} atoms: '
+                    + ', '.join(f'{v} {median[v]:.0f} µs {gains[v][1]:+.1%}' for v in variants),
+                    flush=True,
+                )
+    print('\nµs per MD step (median), gain over upstream in the same round: median [interquartile range]')
+    print(f'{"model":7} {"atoms":>5} | ' + ' | '.join(f'{v:>26}' for v in VARIANTS))
+    for architecture, n_atoms, median, gains in rows:
         cells = []
         for variant in VARIANTS:
-            if variant not in timing:
-                cells.append(f'{"—":>18}')
+            if variant not in median:
+                cells.append(f'{"—":>26}')
                 continue
-            gain = timing['upstream'] / timing[variant] - 1
-            cells.append(f'{timing[variant]:8.0f} ({gain:+6.1%})')
+            low, mid, high = gains[variant]
+            cells.append(f'{median[variant]:7.0f} {mid:+6.1%} [{low:+.0%}, {high:+.0%}]')
         print(f'{architecture:7} {n_atoms:5d} | ' + ' | '.join(cells))
     return 0
 
