@@ -71,13 +71,17 @@ def validate_inputs(inputs: dict[str, Any], ctx) -> str | None:
         )
     parameters = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
     try:
-        writer.validate(
+        values = writer.validate(
             parameters,
             training.species if training is not None else (),
             validation.species if validation is not None else (),
         )
     except ValueError as exception:
         return str(exception)
+    if training is not None:
+        problem = writer.training_set_problem(values, training.n_structures)
+        if problem:
+            return f'training_set {training.pk}: {problem}.'
     return None
 
 
@@ -233,9 +237,12 @@ class TrainCalculation(CalcJob):
             codes_info.append(codeinfo)
 
         calcinfo = CalcInfo()
-        calcinfo.prepend_text = '\n'.join(
-            f'export {name}={value}' for name, value in self.missing_thread_variables().items()
-        )
+        exports = [f'export {name}={value}' for name, value in self.missing_thread_variables().items()]
+        if 'TORCHINDUCTOR_CACHE_DIR' not in (self.node.get_option('environment_variables') or {}):
+            # a cache of its own: concurrent nequip-compile jobs sharing the user's /tmp/torchinductor_<user> read
+            # each other's half-written entries (measured: 'json parse error ... empty input', 1 of 4 at once)
+            exports.append('export TORCHINDUCTOR_CACHE_DIR="$PWD/torchinductor_cache"')
+        calcinfo.prepend_text = '\n'.join(exports)
         calcinfo.codes_info = codes_info
         calcinfo.codes_run_mode = CodeRunMode.SERIAL
         calcinfo.retrieve_list = list(files.retrieve)

@@ -91,7 +91,8 @@ def test_prepare_common(architecture, train_inputs, tmp_path):
     assert options['resources'] == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
     assert options['environment_variables'] == THREAD_ENVIRONMENT
     assert options['parser_name'] == 'mlffdiff.train'
-    assert calcinfo.prepend_text == '', 'the defaults set every thread variable already'
+    # the defaults set every thread variable already; the job adds only its own torch-inductor cache
+    assert calcinfo.prepend_text == 'export TORCHINDUCTOR_CACHE_DIR="$PWD/torchinductor_cache"'
     for codeinfo in calcinfo.codes_info:
         assert not any(arg.startswith('/') for arg in codeinfo.cmdline_params), 'nothing may point at a local path'
         assert codeinfo.stdout_name in calcinfo.retrieve_list

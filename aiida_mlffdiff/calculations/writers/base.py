@@ -130,6 +130,17 @@ class TrainingWriter(ABC):
         """Cross-option problems of validated ``values`` (override; default: none)."""
         return []
 
+    def min_training_configurations(self, values: Mapping[str, Any]) -> tuple[int, str]:
+        """The fewest training configurations validated ``values`` can train on, and why (override; default 1)."""
+        return 1, ''
+
+    def training_set_problem(self, values: Mapping[str, Any], n_training: int) -> str | None:
+        """Why ``n_training`` configurations are too few for validated ``values``, or None."""
+        needed, why = self.min_training_configurations(values)
+        if n_training >= needed:
+            return None
+        return f'{n_training} training configuration(s) are too few for {self.architecture} with {why}'
+
     def model_species(self, values: Mapping[str, Any], training_species: Sequence[str]) -> list[str]:
         """The species of the model: the explicit option if given, else the training-set species (sorted)."""
         explicit = values.get(self.species_option)

@@ -83,6 +83,11 @@ class MaceWriter(TrainingWriter):
         ),
     }
 
+    def min_training_configurations(self, values: Mapping[str, Any]) -> tuple[int, str]:
+        """MACE drops an incomplete last batch: fewer configurations than ``batch_size`` leave no batch at all."""
+        size = values['batch_size']
+        return size, f'batch_size {size} (MACE drops an incomplete batch: it would train on nothing)'
+
     def write(
         self,
         directory: Path,
