@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from aiida.orm import Data
 from aiida.orm.pydantic import OrmMetadataField
 from ase import Atoms
@@ -164,7 +165,10 @@ class TrainingSet(Data):
         return read_extxyz(io.StringIO(self.get_content()))
 
     def subset(self, indices: Sequence[int], source: str = '') -> TrainingSet:
-        """An unstored TrainingSet of the configurations at ``indices`` (in that order), same functional/engine."""
+        """An unstored TrainingSet of the configurations at ``indices`` (in that order), same functional/engine.
+
+        The subset records ``indices`` (attribute ``parent_indices``): which configurations of this set it holds.
+        """
         indices = [int(i) for i in indices]
         if not indices:
             raise TrainingSetError('a subset needs at least one index.')
@@ -177,9 +181,13 @@ class TrainingSet(Data):
         if not source:
             parent = self.uuid if self.is_stored else '(unstored)'
             source = f'{len(indices)} of the {self.n_structures} configurations of training set {parent}'
-        return type(self)(
+        subset = type(self)(
             [atoms_list[i] for i in indices], functional=self.functional, engine=self.engine, source=source
         )
+        subset.base.attributes.set('parent_indices', indices)
+        if self.reference_level:
+            subset.base.attributes.set('reference_level', self.reference_level)
+        return subset
 
     def write_extxyz(
         self,
@@ -239,6 +247,38 @@ class TrainingSet(Data):
         return self._attribute('sha256')
 
     @property
+    def reference_level(self) -> str:
+        """The reference-quality level of the labels (e.g. 'gamma', 'converged'; '' when none was named)."""
+        return self.base.attributes.get('reference_level', '')
+
+    @property
+    def parent_indices(self) -> list[int] | None:
+        """Indices of the configurations in the set this one is a subset of (None unless made by :meth:`subset`)."""
+        return self.base.attributes.get('parent_indices', None)
+
+    @property
     def stress_unit(self) -> str:
         """Unit of ``REF_stress``: 'eV/A^3'."""
         return self._attribute('stress_unit')
+
+
+def same_configurations_problem(first: TrainingSet, second: TrainingSet) -> str | None:
+    """Why ``second`` does not hold the configurations of ``first`` in the same order (species, cell and positions
+    within 1e-6 Å), or None."""
+    if first.n_structures != second.n_structures:
+        return f'has {second.n_structures} configurations, the training set {first.n_structures}.'
+    mine = [configuration_key(atoms) for atoms in first.get_atoms()]
+    theirs = [configuration_key(atoms) for atoms in second.get_atoms()]
+    for index, (one, other) in enumerate(zip(mine, theirs, strict=True)):
+        if one != other:
+            return f'differs from the training set at configuration {index}: not the same configurations.'
+    return None
+
+
+def configuration_key(atoms: Atoms) -> tuple:
+    """What identifies a configuration across label sets: species, cell and positions rounded to 1e-6 Å."""
+    return (
+        tuple(atoms.get_chemical_symbols()),
+        tuple(np.round(atoms.cell.array, 6).ravel().tolist()),
+        tuple(np.round(atoms.positions, 6).ravel().tolist()),
+    )

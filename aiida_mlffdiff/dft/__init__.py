@@ -32,6 +32,9 @@ Every engine is a module of this package (``dft/qe.py``, ``dft/vasp.py``) that e
     cell, overlapping atoms (:data:`MIN_DISTANCE_A`), elements missing from the pseudopotential family. Must not
     launch anything; may query the database (families). Use :func:`check_common` for the engine-independent
     checks.
+``get_levels() -> dict[str, dict]``
+    the reference-quality levels of the engine's protocol file (``gamma``, ``converged``): name → the settings it
+    overrides (and a ``description``); see :func:`level_overrides`.
 ``labels_from_outputs(outputs: Mapping[str, orm.Data]) -> Labels``
     the labels in the units of ``TrainingSet`` from the nodes named in ``OUTPUT_PORTS`` (keys = those names):
     total energy (eV), forces (eV/Å, shape (n_atoms, 3), in the order of the input structure's sites) and the
@@ -61,6 +64,7 @@ __all__ = (
     'check_common',
     'check_geometry',
     'get_dft_engine',
+    'level_overrides',
 )
 
 #: Short name → module of every known engine (imported lazily: VASP's plugin is heavy, QE may be absent).
@@ -129,6 +133,9 @@ class DftEngine(Protocol):
     ) -> str | None:
         """The problem with these inputs, or ``None``."""
 
+    def get_levels(self) -> dict[str, dict]:
+        """Reference-quality levels: name → settings overrides (and ``description``)."""
+
     def labels_from_outputs(self, outputs: Mapping[str, orm.Data]) -> Labels:
         """Energy (eV), forces (eV/Å), stress (eV/Å³) from the output nodes named in ``OUTPUT_PORTS``."""
 
@@ -145,6 +152,24 @@ def get_dft_engine(name: str) -> ModuleType:
         return importlib.import_module(ENGINES[key])
     except ImportError as exception:
         raise DftEngineError(f'the DFT engine {key!r} cannot be imported: {exception}') from exception
+
+
+def level_overrides(engine: ModuleType, level: str | Mapping) -> dict:
+    """The settings a reference-quality level changes: a level of ``engine``'s protocol file by name, or a dict of
+    settings given by the user (a level of their own, e.g. ``{'ecutwfc': 20.0}``).
+
+    :raises DftEngineError: an unknown level name (the message lists the known ones).
+    """
+    if isinstance(level, Mapping):
+        return {key: value for key, value in level.items() if key != 'description'}
+    levels = engine.get_levels()
+    if level not in levels:
+        name = engine.__name__.rsplit('.', 1)[-1]
+        raise DftEngineError(
+            f'unknown reference level {level!r} for the {name} engine; known: {", ".join(levels)} (or give the '
+            'settings of your own level as a dict).'
+        )
+    return {key: value for key, value in levels[level].items() if key != 'description'}
 
 
 def check_geometry(structure: orm.StructureData, min_distance: float = MIN_DISTANCE_A) -> str | None:

@@ -136,6 +136,11 @@ def load_protocols() -> dict:
     return QeProtocol._load_protocol_file()
 
 
+def get_levels() -> dict[str, dict]:
+    """Reference-quality levels (``levels`` of reference_qe.yaml): name → settings overrides and description."""
+    return load_protocols()['levels']
+
+
 def default_pseudo_family() -> str:
     """The label of the family installed by ``aiida-mlffdiff setup`` (used when none is given)."""
     return load_protocols()['default_pseudo_family']

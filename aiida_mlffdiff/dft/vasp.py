@@ -127,8 +127,16 @@ def get_protocol_inputs(functional: str, protocol: str = 'moderate', overrides: 
 get_settings = get_protocol_inputs
 
 
-def get_kpoints_mesh(structure: orm.StructureData, spacing: float) -> list[int]:
-    """The Γ-centred mesh ``n_i = max(1, ceil(|b_i| / spacing))`` of ``structure`` (``b_i`` with 2π, Å⁻¹)."""
+def get_levels() -> dict[str, dict]:
+    """Reference-quality levels (``levels`` of reference_vasp.yaml): name → settings overrides and description."""
+    return get_protocol()['levels']
+
+
+def get_kpoints_mesh(structure: orm.StructureData, spacing: float | None) -> list[int]:
+    """The Γ-centred mesh ``n_i = max(1, ceil(|b_i| / spacing))`` of ``structure`` (``b_i`` with 2π, Å⁻¹);
+    ``spacing=None`` gives Γ only ([1, 1, 1])."""
+    if spacing is None:
+        return [1, 1, 1]
     if not spacing > 0:
         raise ValueError(f'the k-point spacing must be > 0 Å⁻¹, got {spacing!r}.')
     reciprocal = 2 * np.pi * np.linalg.inv(np.asarray(structure.cell, dtype=float)).T

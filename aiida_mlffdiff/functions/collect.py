@@ -64,8 +64,13 @@ def labelled_configuration(engine, name: str, inputs: dict):
 
 
 @calcfunction
-def collect_training_set(engine: orm.Str, functional: orm.Str, **configurations) -> TrainingSet:
+def collect_training_set(
+    engine: orm.Str, functional: orm.Str, level: orm.Str | None = None, **configurations
+) -> TrainingSet:
     """A TrainingSet (energy eV, forces eV/Å, stress eV/Å³) from the DFT outputs of each configuration.
+
+    ``level`` (optional) names the reference-quality level of the DFT settings (e.g. 'gamma', 'converged'); the
+    set records it (``reference_level``).
 
     Exit codes: 370 ERROR_INVALID_DFT_OUTPUT, 371 ERROR_UNKNOWN_DFT_ENGINE, 372 ERROR_NO_CONFIGURATION.
     """
@@ -82,11 +87,15 @@ def collect_training_set(engine: orm.Str, functional: orm.Str, **configurations)
     except DftOutputError as exception:
         return exit_code('ERROR_INVALID_DFT_OUTPUT', str(exception))
     name = engine.value.strip().lower()
+    what = f'{functional.value} ({level.value} level)' if level is not None and level.value else functional.value
     source = (
-        f'{name} {functional.value} single points of {len(atoms_list)} configurations '
+        f'{name} {what} single points of {len(atoms_list)} configurations '
         f'(aiida_mlffdiff.functions.collect; engine module {module.__name__})'
     )
     try:
-        return TrainingSet.from_atoms(atoms_list, functional=functional.value, engine=name, source=source)
+        training_set = TrainingSet.from_atoms(atoms_list, functional=functional.value, engine=name, source=source)
     except TrainingSetError as exception:
         return exit_code('ERROR_INVALID_DFT_OUTPUT', str(exception))
+    if level is not None and level.value:
+        training_set.base.attributes.set('reference_level', level.value)
+    return training_set

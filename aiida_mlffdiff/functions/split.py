@@ -9,7 +9,7 @@ import numpy as np
 from aiida.engine import calcfunction
 from aiida.orm import Dict
 
-from ..data.training_set import TrainingSet
+from ..data.training_set import TrainingSet, same_configurations_problem
 from ..parameters import Option, validate_parameters
 from .exit_codes import exit_code
 
@@ -32,9 +32,24 @@ def non_negative(value) -> str | None:
     return None if value >= 0 else 'must not be negative'
 
 
+def train_size_check(value) -> str | None:
+    """Check: a count ≥ 1 of train configurations, or a fraction in (0, 1] of the train part."""
+    if isinstance(value, int):
+        return None if value >= 1 else 'must be a count ≥ 1 or a fraction in (0, 1]'
+    return None if math.isfinite(value) and 0 < value <= 1 else 'must be a count ≥ 1 or a fraction in (0, 1]'
+
+
 SPLIT_PARAMETERS = {
     'fractions': Option(list, [0.8, 0.1, 0.1], 'fractions of [train, validation, test], summing to 1', three_fractions),
     'seed': Option(int, 0, 'seed of the random permutation', non_negative),
+    'train_size': Option(
+        (int, float, type(None)),
+        None,
+        'train on this many configurations of the train part (int) or this fraction of it (float in (0, 1]): the '
+        'first ones of its seeded order, so a smaller size is a subset of a larger one; validation and test stay '
+        'the same. None: the whole train part',
+        train_size_check,
+    ),
 }
 
 #: Fewest configurations a split can work with: one per part.
@@ -66,25 +81,53 @@ def split_counts(n_structures: int, fractions: Sequence[float]) -> tuple[int, in
     return n_train, n_validation, n_test
 
 
-def split_indices(n_structures: int, fractions: Sequence[float], seed: int) -> dict[str, list[int]]:
+def train_count(n_train: int, train_size: int | float | None) -> int:
+    """How many train configurations ``train_size`` means for a train part of ``n_train``.
+
+    :raises TrainingSetTooSmallError: a count larger than the train part.
+    """
+    if train_size is None:
+        return n_train
+    if isinstance(train_size, int):
+        if train_size > n_train:
+            raise TrainingSetTooSmallError(
+                f'train_size {train_size} is larger than the train part ({n_train} configurations).'
+            )
+        return train_size
+    return max(1, math.floor(train_size * n_train + 0.5))
+
+
+def split_indices(
+    n_structures: int, fractions: Sequence[float], seed: int, train_size: int | float | None = None
+) -> dict[str, list[int]]:
     """Indices of each part: a seeded permutation (numpy ``default_rng(seed)``) cut into train/validation/test.
 
-    Each part's indices are returned sorted, so the configurations keep their original order inside a part.
+    ``train_size`` keeps the first configurations of the train part in the permutation's order: nested (the
+    smaller size a subset of the larger, same seed and fractions), validation and test unchanged. Each part's
+    indices are returned sorted, so the configurations keep their original order inside a part.
     """
     counts = split_counts(n_structures, fractions)
     permutation = np.random.default_rng(seed).permutation(n_structures)
     bounds = np.cumsum((0, *counts))
-    return {part: sorted(int(i) for i in permutation[bounds[k] : bounds[k + 1]]) for k, part in enumerate(PARTS)}
+    parts = {part: permutation[bounds[k] : bounds[k + 1]] for k, part in enumerate(PARTS)}
+    parts['train'] = parts['train'][: train_count(counts[0], train_size)]
+    return {part: sorted(int(i) for i in indices) for part, indices in parts.items()}
 
 
 @calcfunction
-def split_training_set(training_set: TrainingSet, parameters: Dict | None = None) -> dict:
+def split_training_set(
+    training_set: TrainingSet, parameters: Dict | None = None, reference_set: TrainingSet | None = None
+) -> dict:
     """Split a training set into ``train``, ``validation`` and ``test`` TrainingSets (same functional and engine).
 
     :param parameters: optional, see ``SPLIT_PARAMETERS``: ``fractions`` [train, validation, test] summing to 1
-        (default [0.8, 0.1, 0.1]) and ``seed`` (default 0). The same seed gives the same split.
-    :returns: ``train``, ``validation`` and ``test`` TrainingSets; or exit code 300 (bad parameters) or 350
-        (fewer than 3 configurations, or too few for every part to get one).
+        (default [0.8, 0.1, 0.1]), ``seed`` (default 0) and ``train_size`` (a nested subset of the train part).
+        The same seed gives the same split.
+    :param reference_set: optional, the same configurations in the same order labelled at a higher level (e.g. a
+        converged k-point mesh): its test part is returned as ``reference_test``.
+    :returns: ``train``, ``validation`` and ``test`` TrainingSets (each with the ``parent_indices`` it took), and
+        ``reference_test`` with a reference set; or exit code 300 (bad parameters, a reference set of other
+        configurations) or 350 (too few configurations for the parts or the train size).
     """
     try:
         params = validate_parameters(
@@ -92,16 +135,26 @@ def split_training_set(training_set: TrainingSet, parameters: Dict | None = None
         )
     except ValueError as exception:
         return exit_code('ERROR_INVALID_PARAMETERS', str(exception))
+    if reference_set is not None:
+        problem = same_configurations_problem(training_set, reference_set)
+        if problem:
+            return exit_code('ERROR_INVALID_PARAMETERS', f'the reference set {problem}')
     try:
-        indices = split_indices(training_set.n_structures, params['fractions'], params['seed'])
+        indices = split_indices(training_set.n_structures, params['fractions'], params['seed'], params['train_size'])
     except TrainingSetTooSmallError as exception:
         return exit_code('ERROR_TRAINING_SET_TOO_SMALL', str(exception))
     fractions = ', '.join(f'{f:g}' for f in params['fractions'])
+    how = f'split with fractions [{fractions}] and seed {params["seed"]}'
+    if params['train_size'] is not None:
+        how += f', train size {params["train_size"]} (nested)'
+    parts = [(part, training_set, part, part_indices) for part, part_indices in indices.items()]
+    if reference_set is not None:
+        parts.append(('reference_test', reference_set, 'test', indices['test']))
     outputs = {}
-    for part, part_indices in indices.items():
+    for name, parent, part, part_indices in parts:
         source = (
-            f'{part} part ({len(part_indices)} of {training_set.n_structures} configurations) of training set '
-            f'{training_set.uuid}, split with fractions [{fractions}] and seed {params["seed"]}'
+            f'{part} part ({len(part_indices)} of {parent.n_structures} configurations) of training set '
+            f'{parent.uuid}, {how}'
         )
-        outputs[part] = training_set.subset(part_indices, source=source)
+        outputs[name] = parent.subset(part_indices, source=source)
     return outputs

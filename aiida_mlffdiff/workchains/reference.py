@@ -139,6 +139,13 @@ class ReferenceDataWorkChain(ProtocolMixin, WorkChain):
             help='Largest tolerated fraction of failed configurations; above it the chain fails (exit 401).',
         )
         spec.input('options', valid_type=orm.Dict, required=False, help='metadata.options of each DFT CalcJob.')
+        spec.input(
+            'level',
+            valid_type=orm.Str,
+            required=False,
+            help="Name of the reference-quality level of dft_settings (e.g. 'gamma', 'converged'): recorded on the "
+            'training set (reference_level).',
+        )
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
@@ -304,8 +311,9 @@ class ReferenceDataWorkChain(ProtocolMixin, WorkChain):
                 'structure': self.inputs.configurations[name],
                 **{port: node.outputs[port] for port in engine.OUTPUT_PORTS},
             }
+        level = {'level': self.inputs.level} if 'level' in self.inputs else {}
         outputs, node = collect_training_set.run_get_node(
-            engine=self.inputs.engine, functional=self.inputs.functional, **configurations
+            engine=self.inputs.engine, functional=self.inputs.functional, **level, **configurations
         )
         if not node.is_finished_ok:
             self.report(f'collect_training_set<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')

@@ -76,6 +76,13 @@ class TrainingWorkChain(WorkChain):
             default=lambda: orm.Dict({'fractions': [0.8, 0.1, 0.1], 'seed': 0}),
             help='Train/validation/test fractions and the seed of the split.',
         )
+        spec.input(
+            'reference_set',
+            valid_type=TrainingSet,
+            required=False,
+            help='The same configurations labelled at a higher level (e.g. a converged k-point mesh): the model is '
+            'also evaluated on its test part (reference_test_metrics).',
+        )
         spec.expose_inputs(
             TrainBaseWorkChain, namespace='train', exclude=('train.training_set', 'train.validation_set')
         )
@@ -86,6 +93,13 @@ class TrainingWorkChain(WorkChain):
         spec.output('validation_metrics', valid_type=orm.Dict, help='Final validation errors (meV/atom, meV/Å).')
         spec.output('test_metrics', valid_type=orm.Dict, help='Errors on the held-out test set (meV/atom, meV/Å).')
         spec.output('test_parity', valid_type=orm.ArrayData, help='Reference vs predicted test-set values.')
+        spec.output(
+            'reference_test_metrics',
+            valid_type=orm.Dict,
+            required=False,
+            help='Errors on the test set labelled at the reference level (meV/atom, meV/Å), with reference_set.',
+        )
+        spec.output('reference_test_parity', valid_type=orm.ArrayData, required=False)
         spec.output_namespace('split', valid_type=TrainingSet, dynamic=True, help='train, validation and test sets.')
         spec.exit_code(401, 'ERROR_SPLIT_FAILED', message='The training set could not be split.')
         spec.exit_code(402, 'ERROR_TRAINING_FAILED', message='The training failed, also after restarts.')
@@ -129,7 +143,9 @@ class TrainingWorkChain(WorkChain):
     def split(self):
         """Seeded train/validation/test split (a calcfunction, so the split is in the provenance)."""
         outputs, node = split_training_set.run_get_node(
-            training_set=self.inputs.training_set, parameters=self.inputs.split_parameters
+            training_set=self.inputs.training_set,
+            parameters=self.inputs.split_parameters,
+            **({'reference_set': self.inputs.reference_set} if 'reference_set' in self.inputs else {}),
         )
         if not node.is_finished_ok:
             self.report(f'split_training_set<{node.pk}> failed: {node.exit_message}')
@@ -162,23 +178,32 @@ class TrainingWorkChain(WorkChain):
         return None
 
     def run_evaluation(self):
-        """Evaluate the model on the held-out test set."""
-        inputs = AttributeDict(self.exposed_inputs(EvaluateCalculation, 'evaluate'))
-        inputs.model = self.ctx.training.outputs.model
-        inputs.dataset = self.ctx.split['test']
-        running = self.submit(EvaluateCalculation, **inputs)
-        self.report(f'evaluating on the test set: launched EvaluateCalculation<{running.pk}>')
-        return ToContext(evaluation=running)
+        """Evaluate the model on the held-out test set (and on its reference-level labels, with reference_set)."""
+        launched = {}
+        for name, part in (('evaluation', 'test'), ('reference_evaluation', 'reference_test')):
+            if part not in self.ctx.split:
+                continue
+            inputs = AttributeDict(self.exposed_inputs(EvaluateCalculation, 'evaluate'))
+            inputs.model = self.ctx.training.outputs.model
+            inputs.dataset = self.ctx.split[part]
+            inputs.metadata = {**inputs.get('metadata', {}), 'call_link_label': name}
+            running = self.submit(EvaluateCalculation, **inputs)
+            self.report(f'evaluating on the {part.replace("_", " ")} set: launched EvaluateCalculation<{running.pk}>')
+            launched[name] = running
+        return ToContext(**launched)
 
     def inspect_evaluation(self):
-        """Expose the test-set errors."""
-        node = self.ctx.evaluation
-        if not node.is_finished_ok:
-            self.report(f'EvaluateCalculation<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')
-            return self.exit_codes.ERROR_EVALUATION_FAILED
-        self.out('test_metrics', node.outputs.metrics)
-        self.out('test_parity', node.outputs.parity)
-        metrics = node.outputs.metrics.get_dict()
-        summary = ', '.join(f'{key} {value:.3g}' for key, value in metrics.items() if isinstance(value, float))[:300]
-        self.report(f'test-set errors: {summary}')
+        """Expose the test-set errors (``test_*``, and ``reference_test_*`` against the reference labels)."""
+        for name, prefix in (('evaluation', 'test'), ('reference_evaluation', 'reference_test')):
+            if name not in self.ctx:
+                continue
+            node = self.ctx[name]
+            if not node.is_finished_ok:
+                self.report(f'EvaluateCalculation<{node.pk}> failed [{node.exit_status}]: {node.exit_message}')
+                return self.exit_codes.ERROR_EVALUATION_FAILED
+            self.out(f'{prefix}_metrics', node.outputs.metrics)
+            self.out(f'{prefix}_parity', node.outputs.parity)
+            metrics = node.outputs.metrics.get_dict()
+            summary = ', '.join(f'{key} {value:.3g}' for key, value in metrics.items() if isinstance(value, float))
+            self.report(f'{prefix.replace("_", " ")}-set errors: {summary[:300]}')
         return None

@@ -94,3 +94,61 @@ def test_too_small_exit_350(make_training_set, n, fractions, message):
     _, node = split_training_set.run_get_node(training_set=parent, parameters=orm.Dict({'fractions': fractions}))
     assert node.exit_status == EXIT_CODES['ERROR_TRAINING_SET_TOO_SMALL'][0] == 350
     assert message in node.exit_message
+
+
+def test_train_sizes_are_nested_and_share_validation_and_test(make_training_set):
+    """The dataset-size axis: the same seed and fractions with growing train sizes give nested train sets (which
+    configurations: ``parent_indices``) and the very same validation and test sets."""
+    parent = make_training_set(n=25, seed=4)
+    splits = {}
+    for size in (4, 0.5, 12, 1.0):
+        result, node = split_training_set.run_get_node(
+            training_set=parent, parameters=orm.Dict({'seed': 3, 'train_size': size})
+        )
+        assert node.is_finished_ok, node.exit_message
+        splits[size] = result
+    trains = {size: set(result['train'].parent_indices) for size, result in splits.items()}
+    # 25 configurations: 3 validation, 3 test, a train part of 19; half of it rounds to 10
+    assert [len(trains[size]) for size in (4, 0.5, 12, 1.0)] == [4, 10, 12, 19]
+    assert trains[4] < trains[0.5] < trains[12] < trains[1.0]
+    for part in ('validation', 'test'):
+        assert len({result[part].sha256 for result in splits.values()}) == 1
+        assert not trains[1.0] & set(splits[4][part].parent_indices)
+    assert (
+        splits[1.0]['train'].sha256
+        == split_training_set(training_set=parent, parameters=orm.Dict({'seed': 3}))['train'].sha256
+    )
+    assert 'train size 4 (nested)' in splits[4]['train'].source
+    assert fingerprints(splits[4]['train']) == [fingerprints(parent)[i] for i in sorted(trains[4])]
+
+
+def test_train_size_larger_than_the_train_part_and_bad_values(make_training_set):
+    parent = make_training_set(n=10, seed=5)
+    _, node = split_training_set.run_get_node(training_set=parent, parameters=orm.Dict({'train_size': 9}))
+    assert node.exit_status == EXIT_CODES['ERROR_TRAINING_SET_TOO_SMALL'][0]
+    assert 'train_size 9 is larger than the train part (8 configurations)' in node.exit_message
+    for bad in (0, -3, 1.5, 0.0, True):
+        _, node = split_training_set.run_get_node(training_set=parent, parameters=orm.Dict({'train_size': bad}))
+        assert node.exit_status == EXIT_CODES['ERROR_INVALID_PARAMETERS'][0], bad
+        assert 'train_size' in node.exit_message
+
+
+def test_reference_set_gives_the_same_test_configurations_with_its_labels(make_training_set):
+    """Reference quality: the test part of a relabelled set holds the same configurations with its own labels."""
+    parent = make_training_set(n=12, seed=6)
+    relabelled = []
+    for atoms in parent.get_atoms():
+        atoms.info['REF_energy'] = atoms.info['REF_energy'] + 1.0
+        relabelled.append(atoms)
+    reference = TrainingSet.from_atoms(relabelled, functional='lj-test', engine='ase-lj').store()
+    result, node = split_training_set.run_get_node(training_set=parent, reference_set=reference)
+    assert node.is_finished_ok, node.exit_message
+    test, reference_test = result['test'], result['reference_test']
+    assert reference_test.parent_indices == test.parent_indices
+    for one, other in zip(test.get_atoms(), reference_test.get_atoms(), strict=True):
+        assert (one.positions == other.positions).all()
+        assert other.info['REF_energy'] == pytest.approx(one.info['REF_energy'] + 1.0)
+    other = make_training_set(n=12, seed=7)
+    _, node = split_training_set.run_get_node(training_set=parent, reference_set=other)
+    assert node.exit_status == EXIT_CODES['ERROR_INVALID_PARAMETERS'][0]
+    assert 'not the same configurations' in node.exit_message
