@@ -122,3 +122,92 @@ def plot_arrhenius(series: dict[str, dict], path: str | Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+def _axis_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """Rows grouped by (reference level, architecture): one learning curve each."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get('n_train') is None:
+            continue
+        key = f'{row["functional"]} {row.get("reference_level") or ""} {row["architecture"]}'.replace('  ', ' ')
+        groups.setdefault(key, []).append(row)
+    return {key: sorted(group, key=lambda row: row['n_train']) for key, group in groups.items()}
+
+
+def plot_learning_curves(rows: list[dict], temperature_K: float, path: str | Path) -> Path:
+    """Force RMSE against the reference labels (meV/Å) and D at ``temperature_K`` (cm²/s) against the number of
+    training configurations, one line per (functional, reference level, architecture); unresolved D left out."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for index, (key, group) in enumerate(_axis_groups(rows).items()):
+        color = f'C{index}'
+        sizes = [row['n_train'] for row in group]
+        rmse = [row.get('force_rmse_reference_meV_A') or row.get('force_rmse_meV_A') for row in group]
+        left.plot(sizes, rmse, 'o-', color=color, label=key)
+        points = []
+        for row in group:
+            for entry in row['temperatures'].values():
+                if entry['temperature_K'] == temperature_K and not entry.get('unresolved'):
+                    points.append((row['n_train'], entry['D_cm2_s'], entry['D_err_cm2_s']))
+        if points:
+            n, d, err = (np.array(values) for values in zip(*points, strict=True))
+            right.errorbar(n, d, yerr=2 * err, fmt='o-', color=color, capsize=3, label=key)
+    left.set(xlabel='training configurations', ylabel='force RMSE vs reference labels (meV/Å)', title='learning curve')
+    right.set(xlabel='training configurations', ylabel=f'D({temperature_K:g} K) (cm²/s)', yscale='log',
+              title='D against dataset size (2 SE; unresolved D left out)')  # fmt: skip
+    for axis in (left, right):
+        axis.legend(frameon=False, fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_label_histograms(histograms: dict[str, dict[str, np.ndarray]], path: str | Path) -> Path:
+    """Distribution of |ΔF| per Cartesian component (meV/Å, log bins) of each cheap level against the reference
+    level, one panel per level, one line per species.
+
+    :param histograms: label (``<functional>_<level>``) → ``{'edges_meV_A': ..., 'counts_<species>': ...}``.
+    """
+    figure, axes = plt.subplots(1, len(histograms), figsize=(5 * len(histograms), 4), squeeze=False)
+    for axis, (label, arrays) in zip(axes[0], histograms.items(), strict=True):
+        edges = np.asarray(arrays['edges_meV_A'])
+        centres = np.sqrt(np.maximum(edges[:-1], edges[1] / 10) * edges[1:])
+        for name, counts in sorted(arrays.items()):
+            if not name.startswith('counts_'):
+                continue
+            counts = np.asarray(counts, dtype=float)
+            style = 'k-' if name == 'counts_all' else '-'
+            axis.step(centres, counts / max(counts.sum(), 1), style, where='mid', label=name[len('counts_') :])
+        axis.set(xscale='log', xlabel='|ΔF| per component (meV/Å)', ylabel='fraction', title=f'{label} vs reference')
+        axis.legend(frameon=False, fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_rmse_vs_transport(result: dict, path: str | Path) -> Path:
+    """Force RMSE (meV/Å) against |ln D/D_ref| per model, with Spearman's ρ and its interval in the title (or why it
+    is unresolved)."""
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for label, rmse, error in result.get('pairs') or []:
+        axis.plot(rmse, error, 'o', color='C0')
+        axis.annotate(label, (rmse, error), fontsize='x-small', xytext=(3, 3), textcoords='offset points')
+    correlation = result.get('correlation')
+    if correlation is None or correlation.get('unresolved'):
+        why = result.get('unresolved') or (correlation or {}).get('unresolved')
+        title = _wrap(f'Spearman ρ unresolved: {why}', 60)
+    else:
+        low, high = correlation['interval']
+        title = f'Spearman ρ = {correlation["rho"]:+.2f} [{low:+.2f}, {high:+.2f}] ({correlation["n_pairs"]} models)'
+    temperature = result.get('temperature_K')
+    axis.set(
+        xlabel='force RMSE vs reference labels (meV/Å)',
+        ylabel=f'|ln D/D_ref| at {temperature:g} K' if temperature else '|ln D/D_ref|',
+        title=title,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 from aiida import orm
 from aiida.common.links import LinkType
 
+from .analysis.correlation import rank_correlation
 from .data.mlff_model import MlffModel
-from .functions.comparison import comparison_row
+from .functions.comparison import comparison_row, row_axes
 
-__all__ = ('STUDY_LABEL', 'diffusion_chains', 'format_table', 'study_rows', 'table_csv')
+__all__ = (
+    'STUDY_LABEL',
+    'diffusion_chains',
+    'format_correlation',
+    'format_table',
+    'study_rows',
+    'table_csv',
+    'transport_correlation',
+)
 
 STUDY_LABEL = 'MlffDiffusionStudyWorkChain'
 
@@ -71,7 +81,17 @@ def study_rows(study: orm.WorkflowNode) -> list[dict]:
     if not isinstance(study, orm.WorkflowNode) or study.process_label != STUDY_LABEL:
         raise ValueError(f'{study.__class__.__name__}<{study.pk}> is not an {STUDY_LABEL}.')
     diffusion = _outputs(study, 'diffusion_', ['summary', 'arrhenius'])
-    training = _outputs(study, 'training_', ['test_metrics'])
+    training = _outputs(study, 'training_', ['test_metrics', 'reference_test_metrics'])
+    train_sets = _called(study, 'training_')
+    train_sets.append(
+        orm.Data, with_incoming='chain', edge_filters={'label': 'split__train'}, tag='train', project=['attributes']
+    )
+    train_of = {item['call']['label'][len('training_') :]: item['train']['attributes'] for item in train_sets.dict()}
+    splits = _called(study, 'training_')
+    splits.append(
+        orm.Dict, with_outgoing='chain', edge_filters={'label': 'split_parameters'}, tag='split', project=['attributes']
+    )
+    split_of = {item['call']['label'][len('training_') :]: item['split']['attributes'] for item in splits.dict()}
     models = _called(study, 'diffusion_')
     models.append(
         MlffModel, with_outgoing='chain', edge_filters={'label': 'model'}, tag='model', project=['id', 'attributes']
@@ -100,6 +120,8 @@ def study_rows(study: orm.WorkflowNode) -> list[dict]:
                 outputs.get('arrhenius'),
                 training.get(label, {}).get('test_metrics'),
                 engine_of.get(label),
+                row_axes(train_of.get(label), split_of.get(label, {})),
+                training.get(label, {}).get('reference_test_metrics'),
             )
         )
     return rows
@@ -116,19 +138,31 @@ def _interval(interval: list[float] | None) -> str:
 
 
 def table_columns(rows: list[dict]) -> list[str]:
-    """Column names: fixed ones plus one ``D(<T> K) cm²/s`` column per temperature of any row."""
+    """Column names: fixed ones, the training-choice axes any row has (reference level, train size, errors against
+    the reference labels), plus one ``D(<T> K) cm²/s`` column per temperature of any row."""
     temperatures = sorted({entry['temperature_K'] for row in rows for entry in row['temperatures'].values()})
+    has = {key: any(row.get(key) is not None for row in rows) for key in AXIS_COLUMNS}
     return [
         'functional',
+        *(AXIS_COLUMNS[key] for key in ('reference_level', 'n_train') if has[key]),
         'architecture',
         'model',
         'MD engine',
         'force RMSE (meV/Å)',
+        *(AXIS_COLUMNS[key] for key in ('force_rmse_reference_meV_A',) if has[key]),
         *(f'D({t:g} K) (cm²/s)' for t in temperatures),
         'Ea (eV)',
         'σ(T_x) (mS/cm)',
         'replicas',
     ]
+
+
+#: Row key → column of the training-choice axes (shown when a row has a value).
+AXIS_COLUMNS = {
+    'reference_level': 'labels',
+    'n_train': 'train configs',
+    'force_rmse_reference_meV_A': 'force RMSE vs ref (meV/Å)',
+}
 
 
 def table_cells(row: dict, columns: list[str], notes: list[str] | None = None) -> list[str]:
@@ -144,33 +178,54 @@ def table_cells(row: dict, columns: list[str], notes: list[str] | None = None) -
         return f'unresolved [{len(notes)}]'
 
     by_temperature = {entry['temperature_K']: entry for entry in row['temperatures'].values()}
-    cells = [row['functional'], row['architecture'], str(row['model_pk']), row.get('md_engine') or 'n/a']
-    cells.append(_value(row['force_rmse_meV_A'], fmt='.1f'))
-    for column in columns[5:-3]:
-        temperature = float(column.split('(')[1].split(' K')[0])
-        entry = by_temperature.get(temperature)
-        if entry is None:
-            cells.append('n/a')
-        elif entry.get('unresolved'):
-            cells.append(unresolved(f'D({temperature:g} K)', entry['unresolved']))
-        else:
-            cells.append(_value(entry['D_cm2_s'], entry['D_err_cm2_s']))
-    if row['Ea_eV'] is None:
-        cells.append('n/a')
-    elif row.get('Ea_unresolved'):
-        cells.append(unresolved('Ea', row['Ea_unresolved']))
-    else:
-        cells.append(_value(row['Ea_eV'], row['Ea_err_eV']))
-    sigma = row['sigma_extrapolated_mS_cm']
     temperature = row['extrapolation_temperature_K']
-    if sigma is None:
-        cells.append('n/a')
-    elif row.get('sigma_unresolved'):
-        cells.append(unresolved(f'σ({temperature:g} K)', row['sigma_unresolved']))
-    else:
-        cells.append(f'{sigma:.3g} {_interval(row["sigma_interval_mS_cm"])} @{temperature:g} K')
-    cells.append(str(row['n_replicas']))
+    cells = []
+    for column in columns:
+        if column.startswith('D('):
+            at = float(column.split('(')[1].split(' K')[0])
+            entry = by_temperature.get(at)
+            if entry is None:
+                cells.append('n/a')
+            elif entry.get('unresolved'):
+                cells.append(unresolved(f'D({at:g} K)', entry['unresolved']))
+            else:
+                cells.append(_value(entry['D_cm2_s'], entry['D_err_cm2_s']))
+        elif column == 'Ea (eV)':
+            if row['Ea_eV'] is None:
+                cells.append('n/a')
+            elif row.get('Ea_unresolved'):
+                cells.append(unresolved('Ea', row['Ea_unresolved']))
+            else:
+                cells.append(_value(row['Ea_eV'], row['Ea_err_eV']))
+        elif column == 'σ(T_x) (mS/cm)':
+            sigma = row['sigma_extrapolated_mS_cm']
+            if sigma is None:
+                cells.append('n/a')
+            elif row.get('sigma_unresolved'):
+                cells.append(unresolved(f'σ({temperature:g} K)', row['sigma_unresolved']))
+            else:
+                cells.append(f'{sigma:.3g} {_interval(row["sigma_interval_mS_cm"])} @{temperature:g} K')
+        else:
+            cells.append(_plain_cell(row, column))
     return cells
+
+
+def _plain_cell(row: dict, column: str) -> str:
+    if column in ('force RMSE (meV/Å)', AXIS_COLUMNS['force_rmse_reference_meV_A']):
+        key = 'force_rmse_meV_A' if column == 'force RMSE (meV/Å)' else 'force_rmse_reference_meV_A'
+        return _value(row.get(key), fmt='.1f')
+    if column == AXIS_COLUMNS['n_train']:
+        return 'n/a' if row.get('n_train') is None else str(row['n_train'])
+    key = {'functional': 'functional', 'labels': 'reference_level', 'architecture': 'architecture'}.get(column)
+    if key is not None:
+        return row.get(key) or 'n/a'
+    if column == 'model':
+        return str(row['model_pk'])
+    if column == 'MD engine':
+        return row.get('md_engine') or 'n/a'
+    if column == 'replicas':
+        return str(row['n_replicas'])
+    raise ValueError(f'unknown column {column!r}')
 
 
 def format_table(rows: list[dict]) -> str:
@@ -197,11 +252,16 @@ def table_csv(rows: list[dict]) -> str:
     header = [
         'label',
         'functional',
+        'reference_level',
+        'dataset_size',
+        'n_train',
         'architecture',
         'model_pk',
         'md_engine',
         'force_rmse_meV_A',
         'energy_rmse_meV_atom',
+        'force_rmse_reference_meV_A',
+        'energy_rmse_reference_meV_atom',
     ]
     for t in temperatures:
         header += [f'D_{t:g}K_cm2_s', f'D_err_{t:g}K_cm2_s', f'D_{t:g}K_unresolved', f'n_replicas_{t:g}K']
@@ -214,7 +274,7 @@ def table_csv(rows: list[dict]) -> str:
     writer.writerow(header)
     for row in rows:
         by_temperature = {entry['temperature_K']: entry for entry in row['temperatures'].values()}
-        values = [row.get(key) for key in header[:7]]
+        values = [row.get(key) for key in header[:12]]
         for t in temperatures:
             entry = by_temperature.get(t, {})
             reason = entry.get('unresolved')
@@ -231,3 +291,97 @@ def table_csv(rows: list[dict]) -> str:
         values += [reason, row['n_replicas'], row['converged']]
         writer.writerow(['' if value is None else value for value in values])
     return buffer.getvalue()
+
+
+def _resolved_d(row: dict, temperature_K: float) -> float | None:
+    for entry in row['temperatures'].values():
+        if entry['temperature_K'] == temperature_K and not entry.get('unresolved'):
+            return entry['D_cm2_s']
+    return None
+
+
+def _reference_rmse(row: dict) -> float | None:
+    """Force RMSE (meV/Å) against the reference labels: the reference-level test errors where the row has them."""
+    value = row.get('force_rmse_reference_meV_A')
+    return value if value is not None else row.get('force_rmse_meV_A')
+
+
+def transport_correlation(
+    rows: list[dict],
+    *,
+    reference: str | None = None,
+    reference_d_cm2_s: float | None = None,
+    temperature_K: float | None = None,
+) -> dict:
+    """Does the force RMSE predict transport? Spearman ρ between each trained model's force RMSE against the
+    reference labels (meV/Å) and |ln(D / D_ref)| at one temperature, with a bootstrap interval.
+
+    :param reference: label of the reference row; default: of the rows trained on the reference labels (their test
+        errors equal their reference-level errors), the one trained on the most configurations, then with the lowest
+        force RMSE. Left out of the pairs.
+    :param reference_d_cm2_s: a reference D given by the user (e.g. AIMD) instead of a row's.
+    :param temperature_K: default: the lowest temperature of the rows.
+    :returns: ``temperature_K``, ``reference`` (label or 'given'), ``D_ref_cm2_s``, ``pairs`` (label, force RMSE,
+        |ln D/D_ref|), ``left_out`` (label → why) and ``correlation`` (see :class:`RankCorrelation`); with
+        ``unresolved`` set when there is no usable reference.
+    """
+    trained = [row for row in rows if _reference_rmse(row) is not None]
+    temperatures = sorted({e['temperature_K'] for row in trained for e in row['temperatures'].values()})
+    result: dict = {'temperature_K': temperature_K, 'reference': reference, 'D_ref_cm2_s': reference_d_cm2_s}
+    if temperature_K is None and temperatures:
+        result['temperature_K'] = temperature_K = temperatures[0]
+    if reference_d_cm2_s is not None:
+        result['reference'] = 'given'
+    else:
+        if reference is None:
+            on_reference = [
+                row for row in trained
+                if row.get('force_rmse_reference_meV_A') in (None, row.get('force_rmse_meV_A'))
+                and _resolved_d(row, temperature_K) is not None
+            ]  # fmt: skip
+            on_reference.sort(key=lambda row: (-(row.get('n_train') or 0), _reference_rmse(row)))
+            reference = on_reference[0]['label'] if on_reference else None
+        by_label = {row['label']: row for row in rows}
+        if reference not in by_label or _resolved_d(by_label[reference], temperature_K) is None:
+            why = f'no reference row with a resolved D at {temperature_K:g} K' if temperature_K else 'no row'
+            result.update(unresolved=why, pairs=[], left_out={}, correlation=None)
+            return result
+        result['reference'] = reference
+        result['D_ref_cm2_s'] = _resolved_d(by_label[reference], temperature_K)
+    pairs, left_out = [], {}
+    for row in trained:
+        if row['label'] == result['reference']:
+            continue
+        d_value = _resolved_d(row, temperature_K)
+        if d_value is None:
+            left_out[row['label']] = f'D({temperature_K:g} K) unresolved or missing'
+            continue
+        pairs.append((row['label'], _reference_rmse(row), abs(math.log(d_value / result['D_ref_cm2_s']))))
+    correlation = rank_correlation([p[1] for p in pairs], [p[2] for p in pairs], what=('force RMSE', '|ln D/D_ref|'))
+    result.update(pairs=pairs, left_out=left_out, correlation=correlation.as_dict(), unresolved=correlation.unresolved)
+    return result
+
+
+def format_correlation(result: dict) -> str:
+    """The lines the report prints for :func:`transport_correlation`."""
+    temperature = result.get('temperature_K')
+    if result.get('correlation') is None:
+        return f'force RMSE vs transport: unresolved ({result["unresolved"]})'
+    correlation = result['correlation']
+    reference = result['reference']
+    head = (
+        f'force RMSE (vs reference labels) against |ln D/D_ref| at {temperature:g} K, D_ref = '
+        f'{result["D_ref_cm2_s"]:.3g} cm²/s ({"given" if reference == "given" else f"row {reference}"}), '
+        f'{correlation["n_pairs"]} models:'
+    )
+    if correlation['unresolved']:
+        body = f'  Spearman ρ unresolved: {correlation["unresolved"]}'
+    else:
+        low, high = correlation['interval']
+        body = (
+            f'  Spearman ρ = {correlation["rho"]:+.2f}, {100 * correlation["confidence"]:.0f} % bootstrap interval '
+            f'[{low:+.2f}, {high:+.2f}]: {correlation["interpretation"]}'
+        )
+    lines = [head, body]
+    lines += [f'  left out {label}: {why}' for label, why in result['left_out'].items()]
+    return '\n'.join(lines)

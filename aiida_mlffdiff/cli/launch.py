@@ -25,6 +25,19 @@ def _temperatures(value: str) -> list[float]:
         raise ValueError(f'temperatures must be numbers in K separated by commas: {exception}') from exception
 
 
+def _sizes(value: str) -> list[int | float]:
+    """``12,24`` (counts) or ``0.25,0.5,1.0`` (fractions of the train part), or a mix."""
+    sizes = []
+    for item in (item.strip() for item in value.split(',') if item.strip()):
+        try:
+            sizes.append(int(item) if item.isdigit() else float(item))
+        except ValueError as exception:
+            raise ValueError(
+                f'dataset sizes must be counts (12) or fractions of the train part (0.5), comma-separated: {item!r}.'
+            ) from exception
+    return sizes
+
+
 def load_structure(value: str):
     """A StructureData from a pk/UUID, a shipped name (li6ps5cl-primitive | li6ps5cl-conventional) or a file ASE reads.
 
@@ -75,6 +88,17 @@ def launch():
 @click.option('--dft-code', default=None, help='Code label or pk [default for qe: mlffdiff-qe-pw@COMPUTER].')
 @click.option('--pseudo-family', default=None, help='qe: aiida-pseudo family [default: the one setup installs].')
 @click.option('--potential-family', default=None, help='vasp: POTCAR family label.')
+@click.option(
+    '--dataset-sizes',
+    default='',
+    help='Dataset-size axis: train sizes, counts (12) or fractions of the train part (0.5), comma-separated; nested '
+    'subsets, one test set.',
+)
+@click.option(
+    '--reference-levels',
+    default='',
+    help="Reference-quality axis: the DFT engine's levels, cheapest first, the reference last (e.g. gamma,converged).",
+)
 @click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine codes.')
 @click.option('-d', '--daemon', is_flag=True, help='Submit to the daemon and return (else run here, with progress).')
 @decorators.with_dbenv()
@@ -90,6 +114,8 @@ def launch_study(
     dft_code,
     pseudo_family,
     potential_family,
+    dataset_sizes,
+    reference_levels,
     computer,
     daemon,
 ):
@@ -107,6 +133,8 @@ def launch_study(
             dft_code=dft_code,
             pseudo_family=pseudo_family,
             potential_family=potential_family,
+            dataset_sizes=_sizes(dataset_sizes),
+            reference_levels=_names(reference_levels),
             computer=computer,
             daemon=daemon,
         )
@@ -164,6 +192,8 @@ def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: st
             pretrained=arguments['pretrained'],
             md_structure=arguments['md_structure'],
             computer=computer,
+            dataset_sizes=arguments.get('dataset_sizes') or None,
+            reference_levels=arguments.get('reference_levels') or None,
             **engine_kwargs,
         )
     except ValueError as exception:

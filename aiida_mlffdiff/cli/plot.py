@@ -65,6 +65,37 @@ def plot_study(study: Node, directory: Path) -> list[Path]:
             paths.append(_msd_plot_of_diffusion(diffusion, directory / f'msd_{label}_{temperature}.png'))
     if series:
         paths.insert(0, plot_arrhenius(series, directory / 'arrhenius.png'))
+    paths += _training_choice_plots(study, chains, series, directory)
+    return paths
+
+
+def _training_choice_plots(study: Node, chains: dict, series: dict, directory: Path) -> list[Path]:
+    """With the training-choice axes: learning curves, force-error histograms of the cheap levels, one Arrhenius
+    plot per reference level and force RMSE against |ln D/D_ref|."""
+    from ..plotting import plot_arrhenius, plot_label_histograms, plot_learning_curves, plot_rmse_vs_transport
+    from ..study_report import study_rows, transport_correlation
+
+    rows = study_rows(study)
+    paths = []
+    if any(row.get('n_train') is not None for row in rows) and len({row.get('n_train') for row in rows}) > 1:
+        correlation = transport_correlation(rows)
+        if correlation.get('temperature_K') is not None:
+            paths.append(plot_learning_curves(rows, correlation['temperature_K'], directory / 'learning_curves.png'))
+    if 'label_histograms' in study.outputs:
+        histograms = {
+            label: {name: node.get_array(name) for name in node.get_arraynames()}
+            for label, node in study.outputs.label_histograms.items()
+        }
+        if histograms:
+            paths.append(plot_label_histograms(histograms, directory / 'label_errors.png'))
+    levels = sorted({row['reference_level'] for row in rows if row.get('reference_level')})
+    for level in levels if len(levels) > 1 else []:
+        chosen = {row['label']: series.get(row['label']) for row in rows if row.get('reference_level') == level}
+        chosen = {label: fit for label, fit in chosen.items() if fit is not None}
+        if chosen:
+            paths.append(plot_arrhenius(chosen, directory / f'arrhenius_{level}.png'))
+    if any(row.get('force_rmse_meV_A') is not None for row in rows):
+        paths.append(plot_rmse_vs_transport(transport_correlation(rows), directory / 'rmse_vs_transport.png'))
     return paths
 
 

@@ -14,10 +14,14 @@ from .utils import echo_json
 @arguments.PROCESS('study')
 @click.option('--json', 'as_json', is_flag=True, help='Print the rows as JSON (raw numbers, units in the keys).')
 @click.option('--csv', 'as_csv', is_flag=True, help='Print the rows as CSV (raw numbers, units in the header).')
+@click.option('--reference-row', default=None, help='Row whose D is the reference of "force RMSE vs transport".')
+@click.option('--reference-d', type=float, default=None, help='A reference D (cm²/s), e.g. from AIMD, instead.')
+@click.option('-T', '--temperature', type=float, default=None, help='Temperature (K) of that comparison [lowest].')
 @decorators.with_dbenv()
-def report(study, as_json, as_csv):
-    """Rows functional × architecture: force RMSE, D(T) ± SE, Ea ± error, extrapolated σ, replicas."""
-    from ..study_report import format_table, study_rows, table_csv
+def report(study, as_json, as_csv, reference_row, reference_d, temperature):
+    """Rows functional × architecture: force RMSE, D(T) ± SE, Ea ± error, extrapolated σ, replicas; and whether
+    force RMSE predicts transport (Spearman ρ with a bootstrap interval)."""
+    from ..study_report import format_correlation, format_table, study_rows, table_csv, transport_correlation
 
     if as_json and as_csv:
         echo.echo_critical('choose one of --json and --csv.')
@@ -26,8 +30,13 @@ def report(study, as_json, as_csv):
     except ValueError as exception:
         echo.echo_critical(str(exception))
     failed = study.outputs.comparison['failed'] if 'comparison' in study.outputs else {}
+    if reference_row is not None and reference_row not in {row['label'] for row in rows}:
+        echo.echo_critical(f'no row {reference_row!r}; rows: {", ".join(row["label"] for row in rows)}.')
+    correlation = transport_correlation(
+        rows, reference=reference_row, reference_d_cm2_s=reference_d, temperature_K=temperature
+    )
     if as_json:
-        echo_json({'study_pk': study.pk, 'rows': rows, 'failed': failed})
+        echo_json({'study_pk': study.pk, 'rows': rows, 'failed': failed, 'transport_correlation': correlation})
         return
     if as_csv:
         click.echo(table_csv(rows), nl=False)
@@ -38,5 +47,7 @@ def report(study, as_json, as_csv):
         echo.echo_warning('no finished row yet.')
     else:
         echo.echo(format_table(rows))
+        echo.echo('')
+        echo.echo(format_correlation(correlation))
     for label, reason in failed.items():
         echo.echo_warning(f'{label}: {reason}')

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiida.engine import calcfunction
 from aiida.orm import Dict
 
@@ -12,11 +14,16 @@ from .exit_codes import exit_code
 ROW_KEYS = (
     'label',
     'functional',
+    'reference_level',
+    'dataset_size',
+    'n_train',
     'architecture',
     'model_pk',
     'md_engine',
     'force_rmse_meV_A',
     'energy_rmse_meV_atom',
+    'force_rmse_reference_meV_A',
+    'energy_rmse_reference_meV_atom',
     'temperatures',
     'Ea_eV',
     'Ea_err_eV',
@@ -45,10 +52,14 @@ def comparison_row(
     arrhenius: dict | None,
     test_metrics: dict | None,
     md_engine: str | None = None,
+    axes: Mapping | None = None,
+    reference_metrics: dict | None = None,
 ) -> dict:
     """One row: test-set errors (meV/Å, meV/atom), D ± SE per T (cm²/s), Ea ± error (eV), σ at the extrapolation
     temperature (mS/cm) with its interval, replicas and simulated ps summed over temperatures; ``md_engine`` is the
-    engine of the row's MD (its MD parameters' ``engine``).
+    engine of the row's MD (its MD parameters' ``engine``). ``axes`` gives the training choices of the row:
+    ``reference_level`` of its labels, ``dataset_size`` as asked (count or fraction) and ``n_train`` (configurations
+    trained on); ``reference_metrics`` the test-set errors against the reference level's labels.
 
     ``unresolved`` (per temperature), ``Ea_unresolved``, ``D_extrapolated_unresolved`` and ``sigma_unresolved`` say
     why a number is not a result (None when it is one), judged from the stored numbers by
@@ -68,14 +79,21 @@ def comparison_row(
             else [by_temperature.get(t, {}) for t in arrhenius.get('temperatures_K', [])]
         )
         verdicts = arrhenius_unresolved(arrhenius, points)
+    axes = axes or {}
+    reference_metrics = reference_metrics or {}
     return {
         'label': label,
         'functional': label.split('_', 1)[0],
+        'reference_level': axes.get('reference_level') or None,
+        'dataset_size': axes.get('dataset_size'),
+        'n_train': axes.get('n_train'),
         'architecture': architecture,
         'model_pk': model_pk,
         'md_engine': md_engine,
         'force_rmse_meV_A': test_metrics.get('force_rmse_meV_A'),
         'energy_rmse_meV_atom': test_metrics.get('energy_rmse_meV_atom'),
+        'force_rmse_reference_meV_A': reference_metrics.get('force_rmse_meV_A'),
+        'energy_rmse_reference_meV_atom': reference_metrics.get('energy_rmse_meV_atom'),
         'temperatures': temperatures,
         'Ea_eV': arrhenius.get('Ea_eV'),
         'Ea_err_eV': arrhenius.get('Ea_err_eV'),
@@ -93,13 +111,27 @@ def comparison_row(
     }
 
 
+def row_axes(train_attributes: Mapping | None, split_parameters: Mapping) -> dict:
+    """The training choices of a row from the attributes of its train set (TrainingSet) and its split parameters:
+    the reference level of its labels, the dataset size asked for and the configurations trained on."""
+    if train_attributes is None:
+        return {}
+    return {
+        'reference_level': train_attributes.get('reference_level') or None,
+        'dataset_size': split_parameters.get('train_size'),
+        'n_train': train_attributes.get('n_structures'),
+    }
+
+
 @calcfunction
 def compare_study(failed: Dict | None = None, **rows) -> Dict:
     """The comparison table of a study from each row's nodes.
 
     :param rows: label (``<functional>_<architecture>``) → ``{'model': MlffModel, 'diffusion': Dict (the
         DiffusionWorkChain summary), 'arrhenius': Dict (optional), 'test_metrics': Dict (optional),
-        'md_parameters': Dict (optional: the MD parameters of the row's DiffusionWorkChain, for the engine)}``.
+        'md_parameters': Dict (optional: the MD parameters of the row's DiffusionWorkChain, for the engine),
+        'train_set': TrainingSet (optional: what the model was trained on), 'split_parameters': Dict (optional:
+        the split of its training), 'reference_test_metrics': Dict (optional: errors against reference labels)}``.
     :param failed: label → why that row is missing.
     """
     if not rows:
@@ -118,6 +150,11 @@ def compare_study(failed: Dict | None = None, **rows) -> Dict:
                 row['arrhenius'].get_dict() if 'arrhenius' in row else None,
                 row['test_metrics'].get_dict() if 'test_metrics' in row else None,
                 row['md_parameters'].get_dict().get('engine') if 'md_parameters' in row else None,
+                row_axes(
+                    row['train_set'].base.attributes.all if 'train_set' in row else None,
+                    row['split_parameters'].get_dict() if 'split_parameters' in row else {},
+                ),
+                row['reference_test_metrics'].get_dict() if 'reference_test_metrics' in row else None,
             )
         )
     return Dict({'rows': table, 'failed': failed.get_dict() if failed is not None else {}})

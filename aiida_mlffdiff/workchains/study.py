@@ -26,12 +26,15 @@ from ..architectures import ARCHITECTURES
 from ..architectures import TRAINABLE as TRAINABLE_NAMES
 from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
 from ..calculations.md_ensemble import default_engine
+from ..calculations.train import get_writer
 from ..data.mlff_model import MlffModel
-from ..dft import DftEngineError, get_dft_engine
+from ..dft import DftEngineError, get_dft_engine, level_overrides
 from ..environments.engines import setup_label
 from ..functions.comparison import compare_study
+from ..functions.levels import align_training_sets, compare_labels
 from ..functions.sampling import sample_configurations, sampling_parameters
-from ..protocols import ProtocolMixin
+from ..functions.split import SPLIT_PARAMETERS, split_counts, train_count, train_size_check
+from ..protocols import ProtocolMixin, merge
 from .diffusion import DiffusionWorkChain, check_temperatures
 from .reference import ReferenceDataWorkChain, engine_kwargs_from_inputs, fraction_problem
 from .training import TrainingWorkChain
@@ -93,6 +96,18 @@ def study_md_engine(
         except NotExistent:
             pass
     return 'ase', given
+
+
+def _levels(dft_engine: str, reference_levels) -> list[tuple[str, dict]]:
+    """``[(level, settings overrides)]`` of the reference-level axis, cheapest first ([] without the axis)."""
+    if not reference_levels:
+        return []
+    items = reference_levels.items() if isinstance(reference_levels, Mapping) else [(n, n) for n in reference_levels]
+    try:
+        engine = get_dft_engine(dft_engine)
+        return [(str(name).strip().lower(), level_overrides(engine, level)) for name, level in items]
+    except DftEngineError as exception:
+        raise ValueError(str(exception)) from exception
 
 
 def _names(value) -> list[str]:
@@ -158,18 +173,124 @@ def validate_inputs(inputs, _ctx=None) -> str | None:
         if problem:
             return f'{functional}: {problem}'
         options = reference['options'].get_dict() if 'options' in reference else None
-        try:
-            engine.build(
-                reference['code'], structure, functional, reference['dft_settings'].get_dict(), options, **kwargs
+        settings = {'': reference['dft_settings']}
+        settings.update(
+            {key[len(functional) + 1 :]: value for key, value in (inputs.get('level_settings') or {}).items()
+             if key.startswith(f'{functional}_')}
+        )  # fmt: skip
+        for level, dft_settings in settings.items():
+            try:
+                engine.build(reference['code'], structure, functional, dft_settings.get_dict(), options, **kwargs)
+            except (ValueError, TypeError, KeyError) as exception:
+                where = f'{functional}, level {level}' if level else functional
+                return f'{where}: the DFT inputs cannot be built: {exception}'
+    return axes_problem(inputs, functionals, architectures)
+
+
+def axes_problem(inputs, functionals: list[str], architectures: list[str]) -> str | None:
+    """What is wrong with the training-choice axes (reference levels, dataset sizes), or None."""
+    levels = list(inputs['reference_levels'].get_list()) if 'reference_levels' in inputs else []
+    if levels:
+        if not functionals:
+            return 'reference_levels need reference data: give at least one functional.'
+        problem = levels_problem(levels, inputs.get('level_settings') or {}, functionals)
+        if problem:
+            return problem
+        for functional in functionals:
+            named = inputs['reference'][functional].get('level')
+            if named is None or named.value != levels[-1]:
+                return (
+                    f'reference.{functional}.level must name the last reference level ({levels[-1]!r}): its '
+                    'dft_settings are the reference labels.'
+                )
+    elif inputs.get('level_settings'):
+        return 'level_settings without reference_levels: name the levels (cheapest first, the reference last).'
+    sizes = list(inputs['dataset_sizes'].get_list()) if 'dataset_sizes' in inputs else []
+    if sizes:
+        if not architectures:
+            return 'dataset_sizes need architectures to train.'
+        n_configurations = inputs['sampling'].get_dict().get('n_configurations')
+        for architecture in architectures:
+            training = inputs['training'][architecture]
+            split = training.get('split_parameters')
+            fractions = (split.get_dict() if split is not None else {}).get(
+                'fractions', SPLIT_PARAMETERS['fractions'].default
             )
-        except (ValueError, TypeError, KeyError) as exception:
-            return f'{functional}: the DFT inputs cannot be built: {exception}'
+            problem = sizes_problem(sizes, n_configurations, fractions)
+            if problem:
+                return problem
+            problem = _too_few_for(architecture, training, sizes, n_configurations, fractions)
+            if problem:
+                return problem
     return None
 
 
-def row_label(functional: str, architecture: str) -> str:
-    """Label of one row of the comparison (and of the calls of its branch): ``pbe_mace``, ``pretrained_chgnet``."""
-    return f'{functional}_{architecture}'.replace('-', '_').replace('.', '_')
+def _too_few_for(architecture: str, training, sizes: Sequence, n_configurations: int | None, fractions) -> str | None:
+    """Whether a dataset size leaves fewer training configurations than the architecture's settings need (MACE:
+    its batch size), for the configurations sampled (failed DFT can only lower the count further)."""
+    if n_configurations is None:
+        return None
+    writer = get_writer(architecture)
+    try:
+        values = writer.validate(training['train']['train']['parameters'].get_dict())
+    except (KeyError, ValueError):
+        return None  # reported by the training's own validation
+    n_train = split_counts(n_configurations, fractions)[0]
+    for size in sizes:
+        problem = writer.training_set_problem(values, train_count(n_train, size))
+        if problem:
+            return f'dataset size {size!r}: {problem}.'
+    return None
+
+
+def size_label(size: int | float) -> str:
+    """The row-label part of a dataset size: ``n12`` for 12 configurations, ``p50`` for half the train part."""
+    return f'n{size}' if isinstance(size, int) else f'p{100 * size:g}'.replace('.', '_')
+
+
+def row_label(functional: str, architecture: str, level: str | None = None, size: int | float | None = None) -> str:
+    """Label of one row of the comparison (and of the calls of its branch): ``pbe_mace``, ``pretrained_chgnet``;
+    with the training-choice axes ``pbe_gamma_p50_mace`` (reference level, dataset size)."""
+    parts = [functional, *([level] if level else []), *([size_label(size)] if size is not None else []), architecture]
+    return '_'.join(parts).replace('-', '_').replace('.', '_')
+
+
+def levels_problem(levels: Sequence[str], level_settings: Mapping, functionals: Sequence[str]) -> str | None:
+    """What is wrong with the reference levels and their settings, or None."""
+    if len(set(levels)) != len(levels):
+        return f'reference_levels lists a level twice: {list(levels)}.'
+    if len(levels) < 2:
+        return f'reference_levels needs two or more levels (cheapest first, the reference last), got {list(levels)}.'
+    bad = [level for level in levels if not level.replace('_', '').isalnum() or not level.islower()]
+    if bad:
+        return f'reference level names must be lower-case letters, digits and _: {bad}.'
+    wanted = {f'{functional}_{level}' for functional in functionals for level in levels[:-1]}
+    missing, extra = sorted(wanted - set(level_settings)), sorted(set(level_settings) - wanted)
+    if missing:
+        return f'no level_settings for {", ".join(missing)}: every level but the last needs its DFT settings.'
+    if extra:
+        return f'level_settings {", ".join(extra)} belong to no functional × reference level of the study.'
+    return None
+
+
+def sizes_problem(sizes: Sequence, n_configurations: int | None, fractions: Sequence[float]) -> str | None:
+    """What is wrong with the dataset sizes (given the configurations sampled), or None."""
+    if len(set(sizes)) != len(sizes):
+        return f'dataset_sizes lists a size twice: {list(sizes)}.'
+    for size in sizes:
+        problem = None if isinstance(size, int | float) and not isinstance(size, bool) else 'is not a number'
+        problem = problem or train_size_check(size)
+        if problem:
+            return f'dataset size {size!r} {problem}.'
+    if n_configurations is not None:
+        n_train = split_counts(n_configurations, fractions)[0]
+        too_large = [size for size in sizes if isinstance(size, int) and size > n_train]
+        if too_large:
+            return (
+                f'dataset size(s) {too_large} larger than the train part: {n_configurations} sampled configurations '
+                f'leave at most {n_train} for training (fractions {list(fractions)}).'
+            )
+    return None
 
 
 def failure(node: orm.ProcessNode) -> str:
@@ -238,6 +359,27 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
                     'help': f'D(T) of every {architecture} model: MD parameters (engine included), code, targets.',
                 },
             )
+        spec.input(
+            'reference_levels',
+            valid_type=orm.List,
+            required=False,
+            help='Reference-quality axis: DFT levels (e.g. gamma, converged), cheapest first; the last is the level of '
+            'reference.<functional> (the reference labels every model is also tested against).',
+        )
+        spec.input_namespace(
+            'level_settings',
+            valid_type=orm.Dict,
+            dynamic=True,
+            required=False,
+            help='The resolved DFT settings of every reference level but the last, as <functional>_<level>.',
+        )
+        spec.input(
+            'dataset_sizes',
+            valid_type=orm.List,
+            required=False,
+            help='Dataset-size axis: train on this many configurations (int) or this fraction of the train part '
+            '(float in (0, 1]); nested subsets of one split, the same validation and test sets.',
+        )
         spec.input_namespace(
             'pretrained',
             valid_type=MlffModel,
@@ -266,6 +408,18 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
             'diffusion', valid_type=orm.Dict, dynamic=True, help='DiffusionWorkChain summary per row.'
         )
         spec.output_namespace('arrhenius', valid_type=orm.Dict, dynamic=True, help='Arrhenius fit per row.')
+        spec.output_namespace(
+            'label_errors',
+            valid_type=orm.Dict,
+            dynamic=True,
+            help="Per <functional>_<level>: its labels' errors against the reference level (meV/Å, meV/atom).",
+        )
+        spec.output_namespace(
+            'label_histograms',
+            valid_type=orm.ArrayData,
+            dynamic=True,
+            help='Per <functional>_<level>: force-error histograms against the reference level, per species.',
+        )
         spec.output('comparison', valid_type=orm.Dict, help='The comparison table (rows: functional × architecture).')
         spec.exit_code(401, 'ERROR_SOME_BRANCHES_FAILED', message='Some branches failed: {failed}.')
         spec.exit_code(402, 'ERROR_ALL_BRANCHES_FAILED', message='Every branch failed: {failed}.')
@@ -291,6 +445,8 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
         seed: int = 0,
         dft_options: Mapping[str, Any] | None = None,
         overrides: Mapping[str, Any] | None = None,
+        reference_levels: Sequence[str] | Mapping[str, Mapping] | None = None,
+        dataset_sizes: Sequence[int | float] | None = None,
         **engine_kwargs: Any,
     ):
         """A builder with every sub-chain resolved from ``protocol`` (fast | moderate | precise, ``study.yaml``).
@@ -309,8 +465,12 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
         :param overrides: replaces top-level protocol values (``sampling``, ``dft_protocol``, ``training_protocol``,
             ``training_overrides``, ``diffusion_protocol``, ``diffusion_overrides``, ``reference_protocol``,
             ``reference_max_failed_fraction``, ``dft_overrides``).
+        :param reference_levels: the reference-quality axis: names of the DFT engine's levels (``gamma``,
+            ``converged``; see its protocol file) or a mapping level → settings of your own level, cheapest first;
+            the last level's settings go into ``reference.<functional>``, the others into ``level_settings``.
+        :param dataset_sizes: the dataset-size axis: train sizes, counts (int) or fractions of the train part.
         :param engine_kwargs: ``pseudo_family`` (qe) or ``potential_family`` / ``potential_mapping`` (vasp).
-        :raises ValueError: unknown protocol, name or override, a missing code.
+        :raises ValueError: unknown protocol, name, level or override, a missing code.
         """
         settings = cls.get_protocol_inputs(protocol)
         unknown = sorted(set(overrides or {}) - set(settings))
@@ -354,19 +514,30 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
         reference_kwargs = dict(engine_kwargs)
         if settings.get('reference_max_failed_fraction') is not None:
             reference_kwargs['max_failed_fraction'] = settings['reference_max_failed_fraction']
+        levels = _levels(dft_engine, reference_levels)
         for functional in functionals:
-            sub = ReferenceDataWorkChain.get_builder_from_protocol(
-                dft_code,
-                {},
-                functional,
-                engine=dft_engine,
-                protocol=settings['reference_protocol'],
-                dft_protocol=settings['dft_protocol'],
-                overrides=settings.get('dft_overrides') or None,
-                options=dict(dft_options) if dft_options else None,
-                **reference_kwargs,
-            )
-            builder.reference[functional] = _namespace_inputs(sub, 'configurations', 'functional')
+            for index, (level, level_settings) in enumerate(levels or [(None, {})]):
+                sub = ReferenceDataWorkChain.get_builder_from_protocol(
+                    dft_code,
+                    {},
+                    functional,
+                    engine=dft_engine,
+                    protocol=settings['reference_protocol'],
+                    dft_protocol=settings['dft_protocol'],
+                    overrides=merge(settings.get('dft_overrides') or {}, level_settings) or None,
+                    options=dict(dft_options) if dft_options else None,
+                    **reference_kwargs,
+                )
+                if index < len(levels) - 1:
+                    builder.level_settings[f'{functional}_{level}'] = sub.dft_settings
+                    continue
+                if level is not None:
+                    sub.level = orm.Str(level)
+                builder.reference[functional] = _namespace_inputs(sub, 'configurations', 'functional')
+        if levels:
+            builder.reference_levels = orm.List([level for level, _ in levels])
+        if dataset_sizes:
+            builder.dataset_sizes = orm.List(list(dataset_sizes))
 
         training_overrides = settings.get('training_overrides') or {}
         training_parameters = {}
@@ -415,26 +586,23 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
             builder.pretrained = models
         return builder
 
-    def _launch(self, builder, call_label: str, what: str) -> dict:
-        """Submit ``builder`` with the CALL link label ``call_label`` (how report and plot find it); report it."""
-        builder.metadata.call_link_label = call_label
-        running = self.submit(builder)
-        self.report(f'{what}: launched {running.process_label}<{running.pk}>')
-        return {call_label: running}
-
     # ------------------------------------------------------------------------------------------------ stages
     def setup(self):
         """Remember the rows and where failures go."""
         self.ctx.functionals = [name for name in FUNCTIONALS if name in _given(self.inputs, 'reference')]
         self.ctx.architectures = [name for name in TRAINABLE if name in _given(self.inputs, 'training')]
         self.ctx.pretrained = sorted(self.inputs.get('pretrained') or {})
+        self.ctx.levels = list(self.inputs.reference_levels.get_list()) if 'reference_levels' in self.inputs else []
+        self.ctx.sizes = list(self.inputs.dataset_sizes.get_list()) if 'dataset_sizes' in self.inputs else []
         self.ctx.failed = {}
-        self.ctx.training_sets = {}
+        self.ctx.training_sets = {}  # functional → {level ('' without the axis) → TrainingSet pk}
         self.ctx.models = {}
         self.report(
             f'study: functionals {self.ctx.functionals or "-"} × architectures {self.ctx.architectures or "-"}'
             + (f' + pretrained {self.ctx.pretrained}' if self.ctx.pretrained else '')
             + f' at {self.inputs.temperatures.get_list()} K'
+            + (f'; reference levels {self.ctx.levels}' if self.ctx.levels else '')
+            + (f'; dataset sizes {self.ctx.sizes}' if self.ctx.sizes else '')
         )
 
     def needs_reference(self) -> bool:
@@ -459,54 +627,123 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
         self.report(f'{what}: launched {running.process_label}<{running.pk}>')
         return {call_label: running}
 
+    def _reference_levels(self) -> list[str]:
+        """The levels of the reference-level axis, the reference last (`['']` without the axis)."""
+        return self.ctx.levels or ['']
+
     def run_reference(self):
-        """One ReferenceDataWorkChain per functional (its ``reference.<functional>`` inputs), concurrently."""
+        """One ReferenceDataWorkChain per functional and reference level, concurrently."""
         launched = {}
         for functional in self.ctx.functionals:
-            inputs = AttributeDict(self.exposed_inputs(ReferenceDataWorkChain, namespace=f'reference.{functional}'))
-            inputs.configurations = self.ctx.configurations
-            inputs.functional = orm.Str(functional)
-            launched.update(self._launch(ReferenceDataWorkChain, inputs, f'reference_{functional}', functional))
+            for level in self._reference_levels():
+                inputs = AttributeDict(self.exposed_inputs(ReferenceDataWorkChain, namespace=f'reference.{functional}'))
+                inputs.configurations = self.ctx.configurations
+                inputs.functional = orm.Str(functional)
+                label, what = f'reference_{functional}', functional
+                if level and level != self.ctx.levels[-1]:
+                    inputs.dft_settings = self.inputs.level_settings[f'{functional}_{level}']
+                    inputs.level = orm.Str(level)
+                    label, what = f'reference_{functional}_{level}', f'{functional} ({level} level)'
+                launched.update(self._launch(ReferenceDataWorkChain, inputs, label, what))
         return ToContext(**launched)
 
     def inspect_reference(self):
-        """Keep the training sets that were made; their architectures' rows fail otherwise."""
+        """Keep the training sets that were made; with reference levels, align them and compare their labels.
+
+        A failed level fails its rows; a failed reference level (the last) fails every row of its functional.
+        """
         for functional in self.ctx.functionals:
-            node = self.ctx[f'reference_{functional}']
-            if node.is_finished_ok:
-                self.ctx.training_sets[functional] = node.outputs.training_set.pk
-                self.out(f'training_sets.{functional}', node.outputs.training_set)
+            made, top = {}, self.ctx.levels[-1] if self.ctx.levels else ''
+            for level in self._reference_levels():
+                label = f'reference_{functional}' if level == top else f'reference_{functional}_{level}'
+                node = self.ctx[label]
+                if node.is_finished_ok:
+                    made[level] = node.outputs.training_set
+                    continue
+                reason = failure(node)
+                failed_levels = self._reference_levels() if level == top else [level]
+                self.report(f'{functional}{f" ({level} level)" if level else ""}: {reason}; its rows are skipped')
+                for failed_level in failed_levels:
+                    for architecture in self.ctx.architectures:
+                        for size in self.ctx.sizes or [None]:
+                            self.ctx.failed[row_label(functional, architecture, failed_level, size)] = reason
+            if top not in made:
                 continue
-            reason = failure(node)
+            if len(made) > 1:
+                made = self._align(functional, made, top)
+            self.ctx.training_sets[functional] = {level: training_set.pk for level, training_set in made.items()}
+            if top in made:
+                self.out(f'training_sets.{functional}', made[top])
+        return None
+
+    def _align(self, functional: str, made: dict, top: str) -> dict:
+        """Align the label sets of ``functional`` (the configurations every level labelled) and compare each cheap
+        level's labels with the reference level's (outputs ``label_errors`` and ``label_histograms``)."""
+        aligned, node = align_training_sets.run_get_node(**made)
+        if not node.is_finished_ok:
+            reason = f'align_training_sets<{node.pk}> failed: {node.exit_message}'
             self.report(f'{functional}: {reason}; its rows are skipped')
-            for architecture in self.ctx.architectures:
-                self.ctx.failed[row_label(functional, architecture)] = reason
+            for level in made:
+                for architecture in self.ctx.architectures:
+                    for size in self.ctx.sizes or [None]:
+                        self.ctx.failed[row_label(functional, architecture, level, size)] = reason
+            return {}
+        self.report(
+            f'{functional}: {aligned[top].n_structures} configurations labelled at every level: '
+            f'align_training_sets<{node.pk}>'
+        )
+        for level in made:
+            if level == top:
+                continue
+            compared, call = compare_labels.run_get_node(reference=aligned[top], other=aligned[level])
+            if not call.is_finished_ok:
+                self.report(f'{functional} {level}: compare_labels<{call.pk}> failed: {call.exit_message}')
+                continue
+            self.out(f'label_errors.{functional}_{level}', compared['metrics'])
+            self.out(f'label_histograms.{functional}_{level}', compared['histograms'])
+            metrics = compared['metrics'].get_dict()
+            self.report(
+                f'{functional}: {level} labels against {top}: force RMSE {metrics["force_rmse_meV_A"]:.3g} meV/Å, '
+                f'energy RMSE {metrics["energy_rmse_offset_removed_meV_atom"]:.3g} meV/atom (offset removed): '
+                f'compare_labels<{call.pk}>'
+            )
+        return dict(aligned)
+
+    def _training_rows(self):
+        """``(label, functional, level, size, architecture)`` of every row to train."""
+        for functional, sets in self.ctx.training_sets.items():
+            for level in sets:
+                for size in self.ctx.sizes or [None]:
+                    for architecture in self.ctx.architectures:
+                        yield row_label(functional, architecture, level, size), functional, level, size, architecture
 
     def run_training(self):
-        """One TrainingWorkChain per (functional, architecture) with a training set, concurrently."""
+        """One TrainingWorkChain per (functional, reference level, dataset size, architecture), concurrently."""
         launched = {}
-        for functional, training_set in self.ctx.training_sets.items():
-            for architecture in self.ctx.architectures:
-                inputs = AttributeDict(self.exposed_inputs(TrainingWorkChain, namespace=f'training.{architecture}'))
-                inputs.training_set = orm.load_node(training_set)
-                label = row_label(functional, architecture)
-                launched.update(self._launch(TrainingWorkChain, inputs, f'training_{label}', label))
+        for label, functional, level, size, architecture in self._training_rows():
+            inputs = AttributeDict(self.exposed_inputs(TrainingWorkChain, namespace=f'training.{architecture}'))
+            sets = self.ctx.training_sets[functional]
+            inputs.training_set = orm.load_node(sets[level])
+            if level:
+                inputs.reference_set = orm.load_node(sets[self.ctx.levels[-1]])
+            if size is not None:
+                split = inputs.split_parameters.get_dict() if 'split_parameters' in inputs else {}
+                inputs.split_parameters = orm.Dict({**split, 'train_size': size})
+            launched.update(self._launch(TrainingWorkChain, inputs, f'training_{label}', label))
         return ToContext(**launched)
 
     def inspect_training(self):
         """Keep the models that were trained, with their test-set errors; add the pretrained ones."""
-        for functional in self.ctx.training_sets:
-            for architecture in self.ctx.architectures:
-                label = row_label(functional, architecture)
-                node = self.ctx[f'training_{label}']
-                if not node.is_finished_ok:
-                    reason = failure(node)
-                    self.report(f'{label}: {reason}; the row is skipped')
-                    self.ctx.failed[label] = reason
-                    continue
-                self.ctx.models[label] = node.outputs.model.pk
-                self.out(f'models.{label}', node.outputs.model)
-                self.out(f'test_metrics.{label}', node.outputs.test_metrics)
+        for label, *_ in list(self._training_rows()):
+            node = self.ctx[f'training_{label}']
+            if not node.is_finished_ok:
+                reason = failure(node)
+                self.report(f'{label}: {reason}; the row is skipped')
+                self.ctx.failed[label] = reason
+                continue
+            self.ctx.models[label] = node.outputs.model.pk
+            self.out(f'models.{label}', node.outputs.model)
+            self.out(f'test_metrics.{label}', node.outputs.test_metrics)
         for architecture in self.ctx.pretrained:
             model = self.inputs.pretrained[architecture]
             label = row_label('pretrained', architecture)
@@ -556,7 +793,12 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
             if 'arrhenius' in chain.outputs:
                 row['arrhenius'] = chain.outputs.arrhenius
             if f'training_{label}' in self.ctx:
-                row['test_metrics'] = self.ctx[f'training_{label}'].outputs.test_metrics
+                training = self.ctx[f'training_{label}']
+                row['test_metrics'] = training.outputs.test_metrics
+                row['train_set'] = training.outputs.split.train
+                row['split_parameters'] = training.inputs.split_parameters
+                if 'reference_test_metrics' in training.outputs:
+                    row['reference_test_metrics'] = training.outputs.reference_test_metrics
             rows[label] = row
         failed = orm.Dict(dict(self.ctx.failed))
         if rows:
@@ -576,7 +818,8 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
     def _add_to_groups(self, comparison: orm.Dict) -> None:
         """Comparison, training sets and models into ``mlffdiff/study/<pk>``; the study into STUDIES_GROUP."""
         group, _ = orm.Group.collection.get_or_create(f'mlffdiff/study/{self.node.pk}')
-        nodes = [comparison, *(orm.load_node(pk) for pk in self.ctx.training_sets.values())]
+        sets = [pk for by_level in self.ctx.training_sets.values() for pk in by_level.values()]
+        nodes = [comparison, *(orm.load_node(pk) for pk in sets)]
         nodes += [orm.load_node(pk) for pk in self.ctx.models.values()]
         group.add_nodes(nodes)
         studies, _ = orm.Group.collection.get_or_create(STUDIES_GROUP)

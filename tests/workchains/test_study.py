@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import math
+import time
 
 import pytest
 from aiida import orm
+from aiida.engine import run_get_node
 from click.testing import CliRunner
 
 from aiida_mlffdiff.cli import cmd_root
@@ -192,6 +194,59 @@ def test_structure_and_codes_are_checked(primitive, stand_in_codes, pseudo_famil
     assert 'must name the MD engine' in validation_error(builder)
 
 
+def test_training_choice_axes_are_resolved_on_the_client_and_checked(primitive, stand_in_codes, pseudo_family):
+    """Reference levels and dataset sizes: each level's DFT settings are inputs (the last one in reference.<f>),
+    the sizes a List; every bad axis value gives one clear message before anything runs."""
+    builder = builder_for(
+        primitive, stand_in_codes, pseudo_family, functionals=['pbe'], architectures=['mace'],
+        reference_levels=['gamma', 'converged'], dataset_sizes=[4, 0.7, 1.0],
+    )  # fmt: skip
+    assert validation_error(builder) is None
+    assert builder.reference_levels.get_list() == ['gamma', 'converged']
+    assert builder.dataset_sizes.get_list() == [4, 0.7, 1.0]
+    assert builder.reference['pbe']['level'].value == 'converged'
+    assert builder.reference['pbe']['dft_settings']['kpoints_spacing'] == 0.4
+    gamma = builder.level_settings['pbe_gamma'].get_dict()
+    assert gamma['kpoints_spacing'] is None
+    assert gamma['ecutwfc'] == builder.reference['pbe']['dft_settings']['ecutwfc'] == 25.0  # the study's override kept
+    own = builder_for(
+        primitive, stand_in_codes, pseudo_family, functionals=['pbe'], architectures=['mace'],
+        reference_levels={'low_cutoff': {'ecutwfc': 20.0}, 'converged': 'converged'},
+    )  # fmt: skip
+    assert own.level_settings['pbe_low_cutoff']['ecutwfc'] == 20.0
+    assert validation_error(own) is None
+
+    with pytest.raises(ValueError, match="unknown reference level 'dense' for the qe engine; known: gamma, converged"):
+        builder_for(primitive, stand_in_codes, pseudo_family, reference_levels=['gamma', 'dense'])
+    checks = [
+        ({'dataset_sizes': orm.List([4, 4])}, 'dataset_sizes lists a size twice'),
+        ({'dataset_sizes': orm.List([0])}, 'dataset size 0 must be a count ≥ 1'),
+        ({'dataset_sizes': orm.List([1.5])}, 'dataset size 1.5 must be a count ≥ 1 or a fraction in (0, 1]'),
+        ({'dataset_sizes': orm.List([7])}, '[7] larger than the train part: 8 sampled configurations leave at most 6'),
+        (
+            {'dataset_sizes': orm.List([0.5])},
+            'dataset size 0.5: 3 training configuration(s) are too few for mace with '
+            'batch_size 4 (MACE drops an incomplete batch',
+        ),
+        ({'reference_levels': orm.List(['gamma', 'gamma'])}, 'reference_levels lists a level twice'),
+        ({'reference_levels': orm.List(['converged'])}, 'reference_levels needs two or more levels'),
+        ({'reference_levels': orm.List(['Gamma', 'converged'])}, 'lower-case letters'),
+        ({'reference_levels': orm.List(['cheap', 'converged'])}, 'no level_settings for pbe_cheap'),
+        ({'reference_levels': orm.List(['gamma', 'best'])}, 'reference.pbe.level must name the last reference level'),
+    ]
+    for change, message in checks:
+        inputs = builder._inputs(prune=True)
+        inputs.update(change)
+        spec = MlffDiffusionStudyWorkChain.spec().inputs
+        problem = spec.validate(spec.pre_process(inputs))
+        assert problem is not None, change
+        assert message in problem.message, (change, problem.message)
+    inputs = builder._inputs(prune=True)
+    del inputs['reference_levels']
+    spec = MlffDiffusionStudyWorkChain.spec().inputs
+    assert 'level_settings without reference_levels' in spec.validate(spec.pre_process(inputs)).message
+
+
 def summary(temperatures: dict[float, tuple[float, float, int]]) -> orm.Dict:
     return orm.Dict(
         {
@@ -295,6 +350,64 @@ def test_comparison_table_never_shows_an_unresolved_number(aiida_localhost):
     assert parsed['D_600K_unresolved'].startswith('its error bar reaches zero')
     assert float(parsed['D_400K_cm2_s']) == 3e-6
     assert parsed['D_400K_unresolved'] == ''
+
+
+def synthetic_row(label, rmse, d_400, *, n_train=6, reference_rmse=None, unresolved=None):
+    """A study row as study_rows gives it, with one temperature (400 K)."""
+    return {
+        'label': label, 'functional': 'pbe', 'reference_level': label.split('_')[1], 'dataset_size': None,
+        'n_train': n_train, 'architecture': label.split('_')[-1], 'model_pk': 1, 'md_engine': 'ase',
+        'force_rmse_meV_A': rmse, 'energy_rmse_meV_atom': 1.0,
+        'force_rmse_reference_meV_A': rmse if reference_rmse is None else reference_rmse,
+        'energy_rmse_reference_meV_atom': 1.0,
+        'temperatures': {'T_400K': {'temperature_K': 400.0, 'D_cm2_s': d_400, 'D_err_cm2_s': 0.05 * d_400,
+                                    'n_replicas': 2, 'converged': True, 'diffusive': True, 'unresolved': unresolved}},
+        'Ea_eV': None, 'Ea_err_eV': None, 'D0_cm2_s': None, 'extrapolation_temperature_K': None,
+        'D_extrapolated_cm2_s': None, 'sigma_extrapolated_mS_cm': None, 'sigma_interval_mS_cm': None,
+        'n_replicas': 2, 'simulated_time_ps': 2.0, 'converged': True, 'Ea_unresolved': None,
+        'D_extrapolated_unresolved': None, 'sigma_unresolved': None,
+    }  # fmt: skip
+
+
+def test_transport_correlation_picks_the_reference_and_judges_rho():
+    """Force RMSE vs |ln D/D_ref|: the default reference is the largest model on the reference labels; monotone data
+    give a resolved ρ > 0, a row with an unresolved D is left out and named, a given D_ref replaces the row's."""
+    from aiida_mlffdiff.study_report import format_correlation, transport_correlation
+
+    d_ref = 2.0e-6
+    rows = [synthetic_row('pbe_k2_p100_mace', 40.0, d_ref, n_train=6)]
+    rows += [synthetic_row('pbe_k2_p50_mace', 60.0, d_ref * 1.3, n_train=3)]
+    rows += [
+        synthetic_row(f'pbe_gamma_{i}_mace', 40.0 + 20 * i, d_ref * (1.5 + i), n_train=6, reference_rmse=50.0 + 30 * i)
+        for i in range(1, 5)
+    ]
+    rows += [synthetic_row('pbe_gamma_9_deepmd', 300.0, d_ref, reference_rmse=310.0, unresolved='MSD not diffusive')]
+    result = transport_correlation(rows)
+    assert result['reference'] == 'pbe_k2_p100_mace'
+    assert result['D_ref_cm2_s'] == d_ref
+    assert result['temperature_K'] == 400.0
+    assert [label for label, *_ in result['pairs']] == [
+        'pbe_k2_p50_mace',
+        *(f'pbe_gamma_{i}_mace' for i in range(1, 5)),
+    ]
+    assert result['left_out'] == {'pbe_gamma_9_deepmd': 'D(400 K) unresolved or missing'}
+    correlation = result['correlation']
+    assert correlation['rho'] == pytest.approx(1.0)
+    assert correlation['interval'][0] > 0
+    text = format_correlation(result)
+    assert 'Spearman ρ = +1.00' in text
+    assert 'force RMSE predicts |ln D/D_ref|' in text
+    assert 'left out pbe_gamma_9_deepmd' in text
+    given = transport_correlation(rows, reference_d_cm2_s=1e-6)
+    assert given['reference'] == 'given'
+    assert len(given['pairs']) == 6
+    few = transport_correlation(rows[:3])
+    assert few['correlation']['unresolved'] == '2 model(s): a rank correlation needs at least 4'
+    assert 'Spearman ρ unresolved' in format_correlation(few)
+    assert (
+        transport_correlation(rows, reference='nonexistent')['unresolved']
+        == 'no reference row with a resolved D at 400 K'
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ real runs
@@ -408,3 +521,105 @@ def test_tiny_study_through_the_daemon(
     assert result.exit_code == 0, result.output
     assert (tmp_path / 'plots' / 'arrhenius.png').stat().st_size > 10_000
     assert len(list((tmp_path / 'plots').glob('msd_*.png'))) == 4
+
+
+@pytest.mark.engines
+def test_training_choice_study_over_levels_sizes_and_architectures(
+    primitive, qe_code, pseudo_family, engine_code, tmp_path, capsys
+):
+    """One study over the three training-choice axes: PBE labels at two k-point levels (Γ and 2×2×2) of the same 6
+    configurations, nested train sets of 2 and 4 (all) configurations, MACE and NequIP, MD at 400 and 500 K: 8 rows.
+
+    Asserts the label comparison, the nesting of the subsets (which configurations), one test set for every row,
+    the errors against the reference labels, the report's columns and its "force RMSE vs transport" verdict.
+    """
+    codes = {}
+    for architecture in ('mace', 'nequip'):
+        for key in code_keys([architecture], []):
+            codes[key] = engine_code(architecture, key.split('_', 1)[1])
+    builder = MlffDiffusionStudyWorkChain.get_builder_from_protocol(
+        primitive, ['pbe'], ['mace', 'nequip'], [400, 500], protocol='fast', dft_code=qe_code, codes=codes,
+        pseudo_family=pseudo_family, reference_levels={'gamma': 'gamma', 'k2': {'kpoints_spacing': 0.7}},
+        dataset_sizes=[2, 1.0],
+        overrides={
+            'sampling': {'n_configurations': 6, 'max_strain': 0.03, 'rattle_A': 0.1, 'seed': 0},
+            'dft_overrides': {'ecutwfc': 25.0},
+            'training_overrides': {'mace': {'max_epochs': 30, 'batch_size': 2}, 'nequip': {'max_epochs': 10}},
+            'diffusion_overrides': {
+                'replicas_per_batch': 2, 'max_replicas': 2, 'target_relative_error': 0.5,
+                'md': {'timestep_fs': 1.0, 'equilibration_ps': 0.1, 'production_ps': 0.5, 'sampling_interval_fs': 10.0},
+            },
+        },
+    )  # fmt: skip
+    assert builder.level_settings['pbe_gamma']['kpoints_spacing'] is None
+    builder.diffusion['nequip']['md']['max_iterations'] = orm.Int(1)  # a model that blows up fails at once
+    started = time.perf_counter()
+    _, node = run_get_node(builder)
+    wall = time.perf_counter() - started
+    report = '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
+    some_failed = MlffDiffusionStudyWorkChain.exit_codes.ERROR_SOME_BRANCHES_FAILED.status
+    assert node.exit_status in (0, some_failed), report
+    rows = {f'pbe_{level}_{size}_{arch}' for level in ('gamma', 'k2') for size in ('n2', 'p100')
+            for arch in ('mace', 'nequip')}  # fmt: skip
+    assert set(node.outputs.models) == rows  # every row trained
+    # NequIP trained for 10 epochs on 2-4 configurations may blow up in MD (atoms too close, measured): such a row
+    # fails alone, with the reason; the MACE rows of the same data run through
+    failed = node.outputs.comparison['failed']
+    assert all(label.endswith('_nequip') and 'DiffusionWorkChain' in why for label, why in failed.items()), failed
+    assert {row for row in rows if row.endswith('_mace')} <= set(node.outputs.diffusion)
+
+    # Reference quality: the Γ labels against the 2×2×2 labels of the same configurations, per species.
+    errors = node.outputs.label_errors['pbe_gamma'].get_dict()
+    assert (errors['level'], errors['reference_level']) == ('gamma', 'k2')
+    assert errors['force_rmse_meV_A'] > 1.0  # a 13-atom cell: Γ alone is not converged
+    assert set(errors['force_rmse_per_species_meV_A']) == {'Li', 'P', 'S', 'Cl'}
+    histograms = node.outputs.label_histograms['pbe_gamma']
+    assert histograms.get_array('counts_all').sum() == 3 * errors['n_atoms']
+    assert 'gamma labels against k2: force RMSE' in report
+
+    # Nesting and one test set: which configurations each row trained and was tested on.
+    trainings = {
+        label: node.base.links.get_outgoing(link_label_filter=f'training_{label}').one().node for label in rows
+    }
+    for level in ('gamma', 'k2'):
+        for arch in ('mace', 'nequip'):
+            half, full = (trainings[f'pbe_{level}_{size}_{arch}'].outputs.split for size in ('n2', 'p100'))
+            assert set(half.train.parent_indices) < set(full.train.parent_indices)
+            assert (half.train.n_structures, full.train.n_structures) == (2, 4)
+            assert half.train.reference_level == level
+    tests = {label: tuple(chain.outputs.split.test.parent_indices) for label, chain in trainings.items()}
+    assert len(set(tests.values())) == 1
+    reference_tests = {chain.outputs.split.reference_test.sha256 for chain in trainings.values()}
+    assert len(reference_tests) == 1  # every model is also tested on the same reference labels
+
+    # The table: the axes and the errors against the reference labels, from the provenance graph.
+    table = study_rows(node)
+    assert table == node.outputs.comparison['rows']
+    for row in table:
+        assert row['reference_level'] in ('gamma', 'k2')
+        assert row['n_train'] == {'n2': 2, 'p100': 4}[row['label'].split('_')[2]]
+        assert row['dataset_size'] == {'n2': 2, 'p100': 1.0}[row['label'].split('_')[2]]
+        assert math.isfinite(row['force_rmse_reference_meV_A'])
+        if row['reference_level'] == 'k2':  # trained on the reference labels: both test errors are the same
+            assert row['force_rmse_reference_meV_A'] == pytest.approx(row['force_rmse_meV_A'], rel=1e-9)
+    runner = CliRunner()
+    result = runner.invoke(cmd_root, ['report', str(node.pk)])
+    assert result.exit_code == 0, result.output
+    for column in ('labels', 'train configs', 'force RMSE vs ref (meV/Å)'):
+        assert column in result.output
+    data = json.loads(runner.invoke(cmd_root, ['report', str(node.pk), '--json']).output)
+    correlation = data['transport_correlation']
+    if correlation['correlation'] is None:  # tiny models, 1 ps: no D may be resolved at 400 K; the report says so
+        assert correlation['unresolved'] == 'no reference row with a resolved D at 400 K'
+        assert 'force RMSE vs transport: unresolved (no reference row with a resolved D at 400 K)' in result.output
+    else:
+        assert correlation['reference'].startswith('pbe_k2_')  # trained on the reference labels
+        assert len(correlation['pairs']) + len(correlation['left_out']) == len(table) - 1
+        assert 'force RMSE (vs reference labels) against |ln D/D_ref| at 400 K' in result.output
+    result_plot = runner.invoke(cmd_root, ['plot', str(node.pk), '-o', str(tmp_path / 'plots')])
+    assert result_plot.exit_code == 0, result_plot.output
+    for name in ('learning_curves', 'label_errors', 'arrhenius_gamma', 'arrhenius_k2', 'rmse_vs_transport'):
+        assert (tmp_path / 'plots' / f'{name}.png').stat().st_size > 10_000, name
+    with capsys.disabled():
+        print(f'\ntraining-choice study (1 functional × 2 levels × 2 sizes × 2 architectures): {wall:.0f} s wall')
+        print(result.output)
