@@ -81,7 +81,7 @@ def study_rows(study: orm.WorkflowNode) -> list[dict]:
     if not isinstance(study, orm.WorkflowNode) or study.process_label != STUDY_LABEL:
         raise ValueError(f'{study.__class__.__name__}<{study.pk}> is not an {STUDY_LABEL}.')
     diffusion = _outputs(study, 'diffusion_', ['summary', 'arrhenius'])
-    training = _outputs(study, 'training_', ['test_metrics', 'reference_test_metrics'])
+    training = _outputs(study, 'training_', ['test_metrics', 'reference_test_metrics', 'validation_metrics'])
     train_sets = _called(study, 'training_')
     train_sets.append(
         orm.Data, with_incoming='chain', edge_filters={'label': 'split__train'}, tag='train', project=['attributes']
@@ -122,6 +122,7 @@ def study_rows(study: orm.WorkflowNode) -> list[dict]:
                 engine_of.get(label),
                 row_axes(train_of.get(label), split_of.get(label, {})),
                 training.get(label, {}).get('reference_test_metrics'),
+                training.get(label, {}).get('validation_metrics'),
             )
         )
     return rows
@@ -149,7 +150,11 @@ def table_columns(rows: list[dict]) -> list[str]:
         'model',
         'MD engine',
         'force RMSE (meV/Å)',
-        *(AXIS_COLUMNS[key] for key in ('force_rmse_reference_meV_A',) if has[key]),
+        *(
+            AXIS_COLUMNS[key]
+            for key in ('force_rmse_reference_meV_A', 'training_wall_s', 'md_atom_steps_per_s')
+            if has[key]
+        ),
         *(f'D({t:g} K) (cm²/s)' for t in temperatures),
         'Ea (eV)',
         'σ(T_x) (mS/cm)',
@@ -162,6 +167,8 @@ AXIS_COLUMNS = {
     'reference_level': 'labels',
     'n_train': 'train configs',
     'force_rmse_reference_meV_A': 'force RMSE vs ref (meV/Å)',
+    'training_wall_s': 'training (s)',
+    'md_atom_steps_per_s': 'MD atom-steps/s',
 }
 
 
@@ -214,6 +221,9 @@ def _plain_cell(row: dict, column: str) -> str:
     if column in ('force RMSE (meV/Å)', AXIS_COLUMNS['force_rmse_reference_meV_A']):
         key = 'force_rmse_meV_A' if column == 'force RMSE (meV/Å)' else 'force_rmse_reference_meV_A'
         return _value(row.get(key), fmt='.1f')
+    if column in (AXIS_COLUMNS['training_wall_s'], AXIS_COLUMNS['md_atom_steps_per_s']):
+        key = 'training_wall_s' if column == AXIS_COLUMNS['training_wall_s'] else 'md_atom_steps_per_s'
+        return _value(row.get(key), fmt='.3g')
     if column == AXIS_COLUMNS['n_train']:
         return 'n/a' if row.get('n_train') is None else str(row['n_train'])
     key = {'functional': 'functional', 'labels': 'reference_level', 'architecture': 'architecture'}.get(column)
@@ -262,6 +272,8 @@ def table_csv(rows: list[dict]) -> str:
         'energy_rmse_meV_atom',
         'force_rmse_reference_meV_A',
         'energy_rmse_reference_meV_atom',
+        'training_wall_s',
+        'md_atom_steps_per_s',
     ]
     for t in temperatures:
         header += [f'D_{t:g}K_cm2_s', f'D_err_{t:g}K_cm2_s', f'D_{t:g}K_unresolved', f'n_replicas_{t:g}K']
@@ -274,7 +286,7 @@ def table_csv(rows: list[dict]) -> str:
     writer.writerow(header)
     for row in rows:
         by_temperature = {entry['temperature_K']: entry for entry in row['temperatures'].values()}
-        values = [row.get(key) for key in header[:12]]
+        values = [row.get(key) for key in header[:14]]
         for t in temperatures:
             entry = by_temperature.get(t, {})
             reason = entry.get('unresolved')

@@ -29,6 +29,10 @@ from .writers import WRITERS, get_protocol_parameters, get_writer
 THREAD_ENVIRONMENT = {**thread_variables('deepmd'), 'TORCHINDUCTOR_COMPILE_THREADS': '1'}
 
 
+#: Start and end of the job's commands (seconds since the epoch, one per line): the training's wall time (cost).
+TIMING_FILE = '_mlffdiff_timing.txt'
+
+
 def _default_environment() -> dict[str, str]:
     return dict(THREAD_ENVIRONMENT)
 
@@ -242,10 +246,11 @@ class TrainCalculation(CalcJob):
             # a cache of its own: concurrent nequip-compile jobs sharing the user's /tmp/torchinductor_<user> read
             # each other's half-written entries (measured: 'json parse error ... empty input', 1 of 4 at once)
             exports.append('export TORCHINDUCTOR_CACHE_DIR="$PWD/torchinductor_cache"')
-        calcinfo.prepend_text = '\n'.join(exports)
+        calcinfo.prepend_text = '\n'.join([*exports, f'date +%s.%N > {TIMING_FILE}'])
+        calcinfo.append_text = f'date +%s.%N >> {TIMING_FILE}'
         calcinfo.codes_info = codes_info
         calcinfo.codes_run_mode = CodeRunMode.SERIAL
-        calcinfo.retrieve_list = list(files.retrieve)
+        calcinfo.retrieve_list = [*files.retrieve, TIMING_FILE]
         calcinfo.local_copy_list = []
         calcinfo.remote_copy_list = []
         return calcinfo

@@ -24,6 +24,8 @@ ROW_KEYS = (
     'energy_rmse_meV_atom',
     'force_rmse_reference_meV_A',
     'energy_rmse_reference_meV_atom',
+    'training_wall_s',
+    'md_atom_steps_per_s',
     'temperatures',
     'Ea_eV',
     'Ea_err_eV',
@@ -54,12 +56,15 @@ def comparison_row(
     md_engine: str | None = None,
     axes: Mapping | None = None,
     reference_metrics: dict | None = None,
+    validation_metrics: dict | None = None,
 ) -> dict:
     """One row: test-set errors (meV/Å, meV/atom), D ± SE per T (cm²/s), Ea ± error (eV), σ at the extrapolation
     temperature (mS/cm) with its interval, replicas and simulated ps summed over temperatures; ``md_engine`` is the
     engine of the row's MD (its MD parameters' ``engine``). ``axes`` gives the training choices of the row:
     ``reference_level`` of its labels, ``dataset_size`` as asked (count or fraction) and ``n_train`` (configurations
-    trained on); ``reference_metrics`` the test-set errors against the reference level's labels.
+    trained on); ``reference_metrics`` the test-set errors against the reference level's labels. The cost of the
+    model: ``training_wall_s`` (from ``validation_metrics``) and ``md_atom_steps_per_s`` (mean over temperatures of
+    the MD's atom-steps per process-second).
 
     ``unresolved`` (per temperature), ``Ea_unresolved``, ``D_extrapolated_unresolved`` and ``sigma_unresolved`` say
     why a number is not a result (None when it is one), judged from the stored numbers by
@@ -94,6 +99,8 @@ def comparison_row(
         'energy_rmse_meV_atom': test_metrics.get('energy_rmse_meV_atom'),
         'force_rmse_reference_meV_A': reference_metrics.get('force_rmse_meV_A'),
         'energy_rmse_reference_meV_atom': reference_metrics.get('energy_rmse_meV_atom'),
+        'training_wall_s': (validation_metrics or {}).get('training_wall_s'),
+        'md_atom_steps_per_s': _mean([e.get('md_atom_steps_per_s') for e in diffusion['temperatures'].values()]),
         'temperatures': temperatures,
         'Ea_eV': arrhenius.get('Ea_eV'),
         'Ea_err_eV': arrhenius.get('Ea_err_eV'),
@@ -109,6 +116,13 @@ def comparison_row(
         'D_extrapolated_unresolved': verdicts['D_at_T'],
         'sigma_unresolved': verdicts['sigma_at_T'],
     }
+
+
+def _mean(values: list) -> float | None:
+    """The mean to 6 significant digits (a cost figure: the same number whether computed before or after a Dict
+    stored it, which keeps 14), or None."""
+    values = [value for value in values if value]
+    return float(f'{sum(values) / len(values):.6g}') if values else None
 
 
 def row_axes(train_attributes: Mapping | None, split_parameters: Mapping) -> dict:
@@ -131,7 +145,8 @@ def compare_study(failed: Dict | None = None, **rows) -> Dict:
         DiffusionWorkChain summary), 'arrhenius': Dict (optional), 'test_metrics': Dict (optional),
         'md_parameters': Dict (optional: the MD parameters of the row's DiffusionWorkChain, for the engine),
         'train_set': TrainingSet (optional: what the model was trained on), 'split_parameters': Dict (optional:
-        the split of its training), 'reference_test_metrics': Dict (optional: errors against reference labels)}``.
+        the split of its training), 'reference_test_metrics': Dict (optional: errors against reference labels),
+        'validation_metrics': Dict (optional: the training's, with its wall time)}``.
     :param failed: label → why that row is missing.
     """
     if not rows:
@@ -155,6 +170,7 @@ def compare_study(failed: Dict | None = None, **rows) -> Dict:
                     row['split_parameters'].get_dict() if 'split_parameters' in row else {},
                 ),
                 row['reference_test_metrics'].get_dict() if 'reference_test_metrics' in row else None,
+                row['validation_metrics'].get_dict() if 'validation_metrics' in row else None,
             )
         )
     return Dict({'rows': table, 'failed': failed.get_dict() if failed is not None else {}})

@@ -13,7 +13,8 @@ from .exit_codes import exit_code
 
 def diffusion_summary(target_relative_error: float, rounds: dict, diffusion: dict[str, dict]) -> dict:
     """Per temperature: D and SE (cm²/s), relative error, replicas, batches, simulated ps, convergence, whether the
-    MSD is diffusive, ``unresolved`` (why D is not a result, or None) and warnings.
+    MSD is diffusive, ``unresolved`` (why D is not a result, or None), the MD's atom-steps per process-second
+    (``md_atom_steps_per_s``, the model's cost; ``rounds`` gives it) and warnings.
 
     :param target_relative_error: the SE(D)/D target of the work chain.
     :param rounds: temperature label → ``{'n_batches': int, 'warnings': [str]}`` (what the chain did).
@@ -36,6 +37,7 @@ def diffusion_summary(target_relative_error: float, rounds: dict, diffusion: dic
             'diffusive': result.get('diffusive'),
             'loglog_slope': result.get('loglog_slope'),
             'unresolved': d_unresolved(result),
+            'md_atom_steps_per_s': chain.get('md_atom_steps_per_s'),
             'warnings': list(chain.get('warnings', [])) + list(result.get('warnings', [])),
         }
         warnings.extend(chain.get('warnings', []))

@@ -158,4 +158,18 @@ class TrainParser(Parser):
         metrics['engine_version'] = self._engine_version(record)
         metrics['n_training_configurations'] = self.node.inputs.training_set.n_structures
         metrics['n_validation_configurations'] = self.node.inputs.validation_set.n_structures
+        wall = self._wall_s()
+        if wall is not None:
+            metrics['training_wall_s'] = wall
         return metrics
+
+    def _wall_s(self) -> float | None:
+        """Wall time (s) of the job's commands from the timing file the job writes (None when absent)."""
+        from aiida_mlffdiff.calculations.train import TIMING_FILE
+
+        try:
+            text = self.retrieved.base.repository.get_object_content(TIMING_FILE)
+            start, end = (float(line) for line in text.split())
+        except (FileNotFoundError, OSError, ValueError):
+            return None
+        return end - start if end >= start else None

@@ -214,6 +214,18 @@ def temperature_warning(label: str, target_K: float, replica_means_K: list[float
     )
 
 
+def md_rate(batches: list) -> float | None:
+    """Mean MD throughput of finished batches: atom-steps per second of one process (the engines' run_info), the
+    per-core cost of the model; None when no batch recorded it."""
+    rates = [
+        node.outputs.run_info.get_dict().get('timing', {}).get('atom_steps_per_replica_s')
+        for node in batches
+        if 'run_info' in node.outputs
+    ]
+    rates = [rate for rate in rates if rate]
+    return statistics.mean(rates) if rates else None
+
+
 def nonpositive_warning(label: str, estimate: Mapping) -> str | None:
     """A warning when ``estimate`` (a ``compute_diffusion`` result) has D ≤ 0 (cm²/s), which no Arrhenius fit takes.
 
@@ -435,6 +447,7 @@ class DiffusionWorkChain(ProtocolMixin, WorkChain):
             finished = [node for node in batches if node.is_finished_ok and 'msd' in node.outputs]
             if not finished:
                 return self.exit_codes.ERROR_NO_FINISHED_BATCH.format(temperature=label)
+            state['atom_steps_per_s'] = md_rate(finished)
             msd = {f'batch_{i}': node.outputs.msd for i, node in enumerate(finished)}
             if 'diffusion_parameters' in self.inputs:
                 msd['parameters'] = self.inputs.diffusion_parameters
@@ -524,7 +537,11 @@ class DiffusionWorkChain(ProtocolMixin, WorkChain):
         diffusion, rounds = {}, {}
         for label, state in self.ctx.temperatures.items():
             diffusion[label] = orm.load_node(state['diffusion'])
-            rounds[label] = {'n_batches': state['n_batches'], 'warnings': state['warnings']}
+            rounds[label] = {
+                'n_batches': state['n_batches'],
+                'warnings': state['warnings'],
+                'md_atom_steps_per_s': state.get('atom_steps_per_s'),
+            }
             self.out(f'diffusion.{label}', diffusion[label])
             self.out(f'pooled_msd.{label}', orm.load_node(state['pooled_msd']))
         summary, node = summarize_diffusion.run_get_node(

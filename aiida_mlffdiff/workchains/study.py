@@ -795,6 +795,7 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
             if f'training_{label}' in self.ctx:
                 training = self.ctx[f'training_{label}']
                 row['test_metrics'] = training.outputs.test_metrics
+                row['validation_metrics'] = training.outputs.validation_metrics
                 row['train_set'] = training.outputs.split.train
                 row['split_parameters'] = training.inputs.split_parameters
                 if 'reference_test_metrics' in training.outputs:

@@ -16,7 +16,7 @@ from aiida.engine import run_get_node
 from aiida.engine.utils import instantiate_process
 from aiida.manage import get_manager
 
-from aiida_mlffdiff.calculations.train import THREAD_ENVIRONMENT, TrainCalculation
+from aiida_mlffdiff.calculations.train import THREAD_ENVIRONMENT, TIMING_FILE, TrainCalculation
 from aiida_mlffdiff.calculations.writers import WRITERS, get_protocol_parameters, get_writer, load_protocols
 
 LPSC = ['Cl', 'Li', 'P', 'S']
@@ -91,8 +91,13 @@ def test_prepare_common(architecture, train_inputs, tmp_path):
     assert options['resources'] == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
     assert options['environment_variables'] == THREAD_ENVIRONMENT
     assert options['parser_name'] == 'mlffdiff.train'
-    # the defaults set every thread variable already; the job adds only its own torch-inductor cache
-    assert calcinfo.prepend_text == 'export TORCHINDUCTOR_CACHE_DIR="$PWD/torchinductor_cache"'
+    # the defaults set every thread variable already; the job adds only its own torch-inductor cache and its clock
+    assert calcinfo.prepend_text.splitlines() == [
+        'export TORCHINDUCTOR_CACHE_DIR="$PWD/torchinductor_cache"',
+        f'date +%s.%N > {TIMING_FILE}',
+    ]
+    assert calcinfo.append_text == f'date +%s.%N >> {TIMING_FILE}'
+    assert TIMING_FILE in calcinfo.retrieve_list
     for codeinfo in calcinfo.codes_info:
         assert not any(arg.startswith('/') for arg in codeinfo.cmdline_params), 'nothing may point at a local path'
         assert codeinfo.stdout_name in calcinfo.retrieve_list
@@ -127,7 +132,14 @@ def test_prepare_mace(train_inputs, tmp_path):
     assert options['--num_workers'] == '0'
     assert '--ema' not in args, 'the fast protocol switches EMA off'
     assert sorted(calcinfo.retrieve_list) == sorted(
-        ['mace.out', 'mace.err', 'logs/mlff_run-7.log', 'results/mlff_run-7_train.txt', 'mlff_compiled.model']
+        [
+            'mace.out',
+            'mace.err',
+            'logs/mlff_run-7.log',
+            'results/mlff_run-7_train.txt',
+            'mlff_compiled.model',
+            TIMING_FILE,
+        ]
     )
     first = (tmp_path / 'train.xyz').read_text().splitlines()[1]
     assert 'REF_energy=' in first
@@ -243,7 +255,8 @@ def test_user_environment_keeps_one_thread(train_inputs, tmp_path):
     """Replacing environment_variables keeps one thread for every variable not named there."""
     inputs = train_inputs('deepmd', metadata={'options': {'environment_variables': {'OMP_NUM_THREADS': '2'}}})
     _, calcinfo = prepare(tmp_path, **inputs)
-    exports = dict(line.removeprefix('export ').split('=') for line in calcinfo.prepend_text.splitlines())
+    lines = [line for line in calcinfo.prepend_text.splitlines() if line.startswith('export ')]
+    exports = dict(line.removeprefix('export ').split('=') for line in lines)
     assert 'OMP_NUM_THREADS' not in exports
     assert exports['DP_INTRA_OP_PARALLELISM_THREADS'] == '1'
     assert exports['NUM_WORKERS'] == '0'

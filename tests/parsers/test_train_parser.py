@@ -126,6 +126,19 @@ def test_mace_values(parse):
     assert results['model'].target is None
 
 
+def test_training_wall_time_from_the_jobs_clock(parse):
+    """The job writes its start and end (s since the epoch) to the timing file: the wall time is the model's cost;
+    without the file (runs from before it existed) the key is absent."""
+    from aiida_mlffdiff.calculations.train import TIMING_FILE
+
+    files = fixture_files('mace/default')
+    files[TIMING_FILE] = b'1764779000.250000000\n1764779042.750000000\n'
+    results, _ = parse('mace', files)
+    assert results['validation_metrics']['training_wall_s'] == pytest.approx(42.5)
+    results, _ = parse('mace', 'mace/default')
+    assert 'training_wall_s' not in results['validation_metrics'].get_dict()
+
+
 def test_nequip_values(parse):
     """Final errors are those of the best epoch (the compiled checkpoint), read from Lightning's metrics.csv."""
     results, _ = parse('nequip', 'nequip/default')

@@ -600,12 +600,14 @@ def test_training_choice_study_over_levels_sizes_and_architectures(
         assert row['n_train'] == {'n2': 2, 'p100': 4}[row['label'].split('_')[2]]
         assert row['dataset_size'] == {'n2': 2, 'p100': 1.0}[row['label'].split('_')[2]]
         assert math.isfinite(row['force_rmse_reference_meV_A'])
+        assert row['training_wall_s'] > 0  # the cost of the model: the training job's clock ...
+        assert row['md_atom_steps_per_s'] > 0  # ... and its MD's atom-steps per process-second
         if row['reference_level'] == 'k2':  # trained on the reference labels: both test errors are the same
             assert row['force_rmse_reference_meV_A'] == pytest.approx(row['force_rmse_meV_A'], rel=1e-9)
     runner = CliRunner()
     result = runner.invoke(cmd_root, ['report', str(node.pk)])
     assert result.exit_code == 0, result.output
-    for column in ('labels', 'train configs', 'force RMSE vs ref (meV/Å)'):
+    for column in ('labels', 'train configs', 'force RMSE vs ref (meV/Å)', 'training (s)', 'MD atom-steps/s'):
         assert column in result.output
     data = json.loads(runner.invoke(cmd_root, ['report', str(node.pk), '--json']).output)
     correlation = data['transport_correlation']
