@@ -243,7 +243,7 @@ class TrainCalculation(CalcJob):
         calcinfo = CalcInfo()
         exports = [f'export {name}={value}' for name, value in self.missing_thread_variables().items()]
         if 'TORCHINDUCTOR_CACHE_DIR' not in (self.node.get_option('environment_variables') or {}):
-            # a cache of its own: concurrent nequip-compile jobs sharing the user's /tmp/torchinductor_<user> read
+            # a cache of its own: concurrent nequip-compile jobs sharing torch's default per-user cache read
             # each other's half-written entries (measured: 'json parse error ... empty input', 1 of 4 at once)
             exports.append('export TORCHINDUCTOR_CACHE_DIR="$PWD/torchinductor_cache"')
         calcinfo.prepend_text = '\n'.join([*exports, f'date +%s.%N > {TIMING_FILE}'])
