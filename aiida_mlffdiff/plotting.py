@@ -136,14 +136,19 @@ def _axis_groups(rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def plot_learning_curves(rows: list[dict], temperature_K: float, path: str | Path) -> Path:
-    """Force RMSE against the reference labels (meV/Å) and D at ``temperature_K`` (cm²/s) against the number of
-    training configurations, one line per (functional, reference level, architecture); unresolved D left out."""
+    """Force RMSE against the reference labels on the test set (meV/Å; dashed: the training's validation RMSE on the
+    row's own labels) and D at ``temperature_K`` (cm²/s) against the number of training configurations, one line per
+    (functional, reference level, architecture); unresolved D left out."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     for index, (key, group) in enumerate(_axis_groups(rows).items()):
         color = f'C{index}'
         sizes = [row['n_train'] for row in group]
         rmse = [row.get('force_rmse_reference_meV_A') or row.get('force_rmse_meV_A') for row in group]
-        left.plot(sizes, rmse, 'o-', color=color, label=key)
+        left.plot(sizes, rmse, 'o-', color=color, label=f'{key} test')
+        validation = [(n, row.get('validation_force_rmse_meV_A')) for n, row in zip(sizes, group, strict=True)]
+        validation = [(n, value) for n, value in validation if value is not None]
+        if validation:
+            left.plot(*zip(*validation, strict=True), 's--', color=color, alpha=0.6, label=f'{key} validation')
         points = []
         for row in group:
             for entry in row['temperatures'].values():

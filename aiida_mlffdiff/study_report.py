@@ -139,8 +139,9 @@ def _interval(interval: list[float] | None) -> str:
 
 
 def table_columns(rows: list[dict]) -> list[str]:
-    """Column names: fixed ones, the training-choice axes any row has (reference level, train size, errors against
-    the reference labels), plus one ``D(<T> K) cm²/s`` column per temperature of any row."""
+    """Column names: fixed ones, the training-choice axes any row has (reference level, train size with the
+    validation force RMSE, errors against the reference labels), plus one ``D(<T> K) cm²/s`` column per temperature
+    of any row."""
     temperatures = sorted({entry['temperature_K'] for row in rows for entry in row['temperatures'].values()})
     has = {key: any(row.get(key) is not None for row in rows) for key in AXIS_COLUMNS}
     return [
@@ -150,6 +151,7 @@ def table_columns(rows: list[dict]) -> list[str]:
         'model',
         'MD engine',
         'force RMSE (meV/Å)',
+        *(AXIS_COLUMNS[key] for key in ('validation_force_rmse_meV_A',) if has[key] and has['n_train']),
         *(
             AXIS_COLUMNS[key]
             for key in ('force_rmse_reference_meV_A', 'training_wall_s', 'md_atom_steps_per_s')
@@ -166,6 +168,7 @@ def table_columns(rows: list[dict]) -> list[str]:
 AXIS_COLUMNS = {
     'reference_level': 'labels',
     'n_train': 'train configs',
+    'validation_force_rmse_meV_A': 'validation force RMSE (meV/Å)',
     'force_rmse_reference_meV_A': 'force RMSE vs ref (meV/Å)',
     'training_wall_s': 'training (s)',
     'md_atom_steps_per_s': 'MD atom-steps/s',
@@ -218,9 +221,13 @@ def table_cells(row: dict, columns: list[str], notes: list[str] | None = None) -
 
 
 def _plain_cell(row: dict, column: str) -> str:
-    if column in ('force RMSE (meV/Å)', AXIS_COLUMNS['force_rmse_reference_meV_A']):
-        key = 'force_rmse_meV_A' if column == 'force RMSE (meV/Å)' else 'force_rmse_reference_meV_A'
-        return _value(row.get(key), fmt='.1f')
+    rmse = {
+        'force RMSE (meV/Å)': 'force_rmse_meV_A',
+        AXIS_COLUMNS['force_rmse_reference_meV_A']: 'force_rmse_reference_meV_A',
+        AXIS_COLUMNS['validation_force_rmse_meV_A']: 'validation_force_rmse_meV_A',
+    }
+    if column in rmse:
+        return _value(row.get(rmse[column]), fmt='.1f')
     if column in (AXIS_COLUMNS['training_wall_s'], AXIS_COLUMNS['md_atom_steps_per_s']):
         key = 'training_wall_s' if column == AXIS_COLUMNS['training_wall_s'] else 'md_atom_steps_per_s'
         return _value(row.get(key), fmt='.3g')
@@ -272,9 +279,12 @@ def table_csv(rows: list[dict]) -> str:
         'energy_rmse_meV_atom',
         'force_rmse_reference_meV_A',
         'energy_rmse_reference_meV_atom',
+        'validation_force_rmse_meV_A',
+        'validation_energy_rmse_meV_atom',
         'training_wall_s',
         'md_atom_steps_per_s',
     ]
+    n_fixed = len(header)
     for t in temperatures:
         header += [f'D_{t:g}K_cm2_s', f'D_err_{t:g}K_cm2_s', f'D_{t:g}K_unresolved', f'n_replicas_{t:g}K']
     header += ['Ea_eV', 'Ea_err_eV', 'D0_cm2_s', 'Ea_unresolved', 'extrapolation_temperature_K']
@@ -286,7 +296,7 @@ def table_csv(rows: list[dict]) -> str:
     writer.writerow(header)
     for row in rows:
         by_temperature = {entry['temperature_K']: entry for entry in row['temperatures'].values()}
-        values = [row.get(key) for key in header[:14]]
+        values = [row.get(key) for key in header[:n_fixed]]
         for t in temperatures:
             entry = by_temperature.get(t, {})
             reason = entry.get('unresolved')

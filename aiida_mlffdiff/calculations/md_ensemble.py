@@ -40,6 +40,8 @@ Parameters (``parameters`` Dict, checked at submission; units in the names):
   Langevin friction 0.001 /fs, i.e. 1 /ps, weak enough not to damp diffusion noticeably; Bussi τ 100 fs;
   Nosé–Hoover damping time 100 fs). See the driver's docstring for why.
 - ``mobile_species`` (default ``'Li'``): must be in the structure, and must not be all of it.
+- ``mobile_charge`` (default 1.0, non-zero): the charge number of the mobile ion (e), recorded on the MSD for the
+  conductivity (2 for Mg²⁺; nothing assumes Li⁺).
 - ``n_replicas`` (default 4, ≥ 1); ``seeds`` (list of n_replicas distinct ints) or ``seed`` (base, default 0:
   replica i gets ``seed + i``).
 - ``engine`` (required): ``ase`` or ``torchsim``.
@@ -112,6 +114,10 @@ def _non_negative(value) -> str | None:
     return None if value >= 0 else 'must not be negative'
 
 
+def _nonzero(value) -> str | None:
+    return None if value != 0 else 'must not be zero'
+
+
 def _at_least_one(value) -> str | None:
     return None if value >= 1 else 'must be at least 1'
 
@@ -137,6 +143,7 @@ PARAMETERS = {
         (float, type(None)), None, 'Langevin friction 1/fs (0.001) or Bussi/Nosé–Hoover time fs (100)', positive
     ),
     'mobile_species': Option(str, 'Li', 'element whose MSD is recorded'),
+    'mobile_charge': Option(float, 1.0, 'charge number of the mobile ion (e), for σ', _nonzero),
     'n_replicas': Option(int, 4, 'independent replicas', _at_least_one),
     'seeds': Option((list, type(None)), None, 'one seed per replica (else seed + i)', _seeds),
     'seed': Option(int, 0, 'base seed: replica i gets seed + i', _non_negative),

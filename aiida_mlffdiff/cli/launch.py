@@ -11,7 +11,7 @@ from aiida.cmdline.utils import decorators, echo
 from . import cmd_root
 
 #: Shipped structures ``--structure`` accepts by name.
-SHIPPED = ('li6ps5cl-primitive', 'li6ps5cl-conventional')
+SHIPPED = ('li6ps5cl-primitive', 'li6ps5cl-conventional', 'li3n')
 
 
 def _names(value: str) -> list[str]:
@@ -39,13 +39,18 @@ def _sizes(value: str) -> list[int | float]:
 
 
 def load_structure(value: str):
-    """A StructureData from a pk/UUID, a shipped name (li6ps5cl-primitive | li6ps5cl-conventional) or a file ASE reads.
+    """A StructureData from a pk/UUID, a shipped name (:data:`SHIPPED`; ``li3n`` is the 2×2×1 α-Li3N cell) or a file
+    ASE reads.
 
     :raises ValueError: none of these.
     """
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
+    if value == 'li3n':
+        from ..structures.nitride import li3n_structure
+
+        return li3n_structure().store()
     if value in SHIPPED:
         from ..structures.argyrodite import li6ps5cl_structure
 
@@ -99,6 +104,8 @@ def launch():
     default='',
     help="Reference-quality axis: the DFT engine's levels, cheapest first, the reference last (e.g. gamma,converged).",
 )
+@click.option('--mobile-species', default='Li', show_default=True, help='The diffusing element.')
+@click.option('--mobile-charge', type=float, default=1.0, show_default=True, help='Its charge number (e), for σ.')
 @click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine codes.')
 @click.option('-d', '--daemon', is_flag=True, help='Submit to the daemon and return (else run here, with progress).')
 @decorators.with_dbenv()
@@ -116,6 +123,8 @@ def launch_study(
     potential_family,
     dataset_sizes,
     reference_levels,
+    mobile_species,
+    mobile_charge,
     computer,
     daemon,
 ):
@@ -135,6 +144,8 @@ def launch_study(
             potential_family=potential_family,
             dataset_sizes=_sizes(dataset_sizes),
             reference_levels=_names(reference_levels),
+            mobile_species=mobile_species,
+            mobile_charge=mobile_charge,
             computer=computer,
             daemon=daemon,
         )
@@ -194,6 +205,8 @@ def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: st
             computer=computer,
             dataset_sizes=arguments.get('dataset_sizes') or None,
             reference_levels=arguments.get('reference_levels') or None,
+            mobile_species=arguments.get('mobile_species', 'Li'),
+            mobile_charge=arguments.get('mobile_charge', 1.0),
             **engine_kwargs,
         )
     except ValueError as exception:

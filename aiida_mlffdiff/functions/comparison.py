@@ -24,6 +24,8 @@ ROW_KEYS = (
     'energy_rmse_meV_atom',
     'force_rmse_reference_meV_A',
     'energy_rmse_reference_meV_atom',
+    'validation_force_rmse_meV_A',
+    'validation_energy_rmse_meV_atom',
     'training_wall_s',
     'md_atom_steps_per_s',
     'temperatures',
@@ -62,9 +64,11 @@ def comparison_row(
     temperature (mS/cm) with its interval, replicas and simulated ps summed over temperatures; ``md_engine`` is the
     engine of the row's MD (its MD parameters' ``engine``). ``axes`` gives the training choices of the row:
     ``reference_level`` of its labels, ``dataset_size`` as asked (count or fraction) and ``n_train`` (configurations
-    trained on); ``reference_metrics`` the test-set errors against the reference level's labels. The cost of the
-    model: ``training_wall_s`` (from ``validation_metrics``) and ``md_atom_steps_per_s`` (mean over temperatures of
-    the MD's atom-steps per process-second).
+    trained on); ``reference_metrics`` the test-set errors against the reference level's labels;
+    ``validation_metrics`` the training job's final errors on the validation set (``validation_force_rmse_meV_A``,
+    ``validation_energy_rmse_meV_atom``: the engine's own numbers, on the row's own labels). The cost of the model:
+    ``training_wall_s`` (from ``validation_metrics``) and ``md_atom_steps_per_s`` (mean over temperatures of the
+    MD's atom-steps per process-second).
 
     ``unresolved`` (per temperature), ``Ea_unresolved``, ``D_extrapolated_unresolved`` and ``sigma_unresolved`` say
     why a number is not a result (None when it is one), judged from the stored numbers by
@@ -86,6 +90,7 @@ def comparison_row(
         verdicts = arrhenius_unresolved(arrhenius, points)
     axes = axes or {}
     reference_metrics = reference_metrics or {}
+    validation_metrics = validation_metrics or {}
     return {
         'label': label,
         'functional': label.split('_', 1)[0],
@@ -99,7 +104,9 @@ def comparison_row(
         'energy_rmse_meV_atom': test_metrics.get('energy_rmse_meV_atom'),
         'force_rmse_reference_meV_A': reference_metrics.get('force_rmse_meV_A'),
         'energy_rmse_reference_meV_atom': reference_metrics.get('energy_rmse_meV_atom'),
-        'training_wall_s': (validation_metrics or {}).get('training_wall_s'),
+        'validation_force_rmse_meV_A': validation_metrics.get('forces_rmse_meV_A'),
+        'validation_energy_rmse_meV_atom': validation_metrics.get('energy_rmse_meV_atom'),
+        'training_wall_s': validation_metrics.get('training_wall_s'),
         'md_atom_steps_per_s': _mean([e.get('md_atom_steps_per_s') for e in diffusion['temperatures'].values()]),
         'temperatures': temperatures,
         'Ea_eV': arrhenius.get('Ea_eV'),

@@ -115,7 +115,7 @@ def too_many_failed(thermo: dict) -> bool:
 def ensemble_msd(arrays: dict, ok: list[int], parameters: dict, volume_A3: float, source: str) -> MsdData:
     """Tracer and collective MSD (Å²) of the OK replicas, each corrected for its framework's drift (Å).
 
-    :param parameters: the validated MD parameters (``temperature_K``, ``mobile_species``).
+    :param parameters: the validated MD parameters (``temperature_K``, ``mobile_species``, ``mobile_charge``).
     :param volume_A3: volume of the MD cell (Å³).
     """
     drift = arrays['framework_com_A']
@@ -127,6 +127,7 @@ def ensemble_msd(arrays: dict, ok: list[int], parameters: dict, volume_A3: float
         msd_A2=tracer,
         collective_msd_A2=collective,
         species=parameters.get('mobile_species', 'Li'),
+        charge=float(parameters.get('mobile_charge', 1.0)),
         n_ions=positions.shape[2],
         volume_A3=volume_A3,
         temperature_K=float(parameters['temperature_K']),

@@ -442,6 +442,7 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
         codes: Mapping[str, orm.AbstractCode] | None = None,
         computer: str = 'localhost',
         mobile_species: str = 'Li',
+        mobile_charge: float = 1.0,
         seed: int = 0,
         dft_options: Mapping[str, Any] | None = None,
         overrides: Mapping[str, Any] | None = None,
@@ -460,6 +461,7 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
         :param codes: engine codes by ``<engine>_<key>`` (:func:`code_keys`); missing ones are loaded as
             ``mlffdiff-<engine>-<key>@computer`` (registered by ``aiida-mlffdiff setup``).
         :param mobile_species: the diffusing element (written into the MD parameters).
+        :param mobile_charge: its charge number (e), for the conductivity (written into the MD parameters).
         :param seed: seed of the splits and the training.
         :param dft_options: ``metadata.options`` of the DFT CalcJobs.
         :param overrides: replaces top-level protocol values (``sampling``, ``dft_protocol``, ``training_protocol``,
@@ -557,7 +559,11 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
             builder.training[architecture] = _namespace_inputs(sub, 'training_set')
 
         diffusion_overrides = dict(settings.get('diffusion_overrides') or {})
-        md = {**diffusion_overrides.pop('md', {}), 'mobile_species': mobile_species}
+        md = {
+            **diffusion_overrides.pop('md', {}),
+            'mobile_species': mobile_species,
+            'mobile_charge': float(mobile_charge),
+        }
         rows = {architecture: codes[f'{architecture}_python'] for architecture in architectures}
         models = {}
         for name in pretrained:

@@ -160,6 +160,7 @@ def _structure(symbols, positions, cell=(8.0, 8.0, 8.0), pbc=True):
         ({**BASE, 'seeds': [1, 1, 2]}, 'seeds must be distinct'),
         ({key: value for key, value in BASE.items() if key != 'engine'}, 'engine is required'),
         ({**BASE, 'mobile_species': 'Na'}, 'mobile_species Na is not in the structure'),
+        ({**BASE, 'mobile_charge': 0.0}, 'mobile_charge must not be zero'),
         ({**BASE, 'engine': 'torch-sim'}, "engine 'torch-sim' is unknown"),
         ({**BASE, 'engine': 'lammps'}, 'use LammpsEnsembleWorkChain'),
         ({**BASE, 'engine': 'gromacs'}, "engine 'gromacs' is unknown"),

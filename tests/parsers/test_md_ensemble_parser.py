@@ -109,6 +109,12 @@ def test_too_many_failed_keeps_the_good_msd(parse):
     assert results['thermo']['n_excluded'] == 1
 
 
+def test_the_charge_of_the_mobile_ion_comes_from_the_parameters(parse):
+    assert parse(fixture_files())[0]['msd'].charge == 1.0  # the default: a monovalent ion
+    results, _ = parse(fixture_files(), mobile_charge=2.0)  # e.g. Mg2+: the conductivity scales with its square
+    assert results['msd'].charge == 2.0
+
+
 def test_all_replicas_failed(parse):
     files = fixture_files()
     arrays = dict(np.load(FIXTURES / 'mixed' / 'md_ensemble.npz'))
