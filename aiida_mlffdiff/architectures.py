@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ('ARCHITECTURES', 'TRAINABLE', 'Architecture', 'get_architecture')
+__all__ = ('ARCHITECTURES', 'TRAINABLE', 'Architecture', 'get_architecture', 'receptive_field_A')
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ class Architecture:
     default_md_engine: str = 'ase'
     #: ... up to this many atoms per replica, above which batching no longer pays (then ``ase``).
     batch_pays_up_to_atoms: int = 0
+    #: Training parameter that counts the message-passing layers (None: a local descriptor, one cutoff deep) ...
+    layers_key: str | None = None
+    #: ... and its default in the training writer (checked against the writers by the tests).
+    default_layers: int = 1
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -44,6 +48,8 @@ ARCHITECTURES: dict[str, Architecture] = {
             package=('mace', 'mace-torch'),
             executables={'train': 'train', 'python': 'python'},
             torchsim=True,
+            layers_key='num_interactions',
+            default_layers=2,
         ),
         # Batching pays for NequIP and DeePMD on CPU up to the sizes below (NequIP at 416 atoms: a tie; DeePMD at
         # 416 atoms: ASE ≈ 4 100-5 600 atom-steps per CPU-second against torch-sim's ≈ 2 100).
@@ -55,6 +61,8 @@ ARCHITECTURES: dict[str, Architecture] = {
             torchsim=True,
             default_md_engine='torchsim',
             batch_pays_up_to_atoms=416,
+            layers_key='num_layers',
+            default_layers=3,
         ),
         Architecture(
             'deepmd',
@@ -79,3 +87,17 @@ def get_architecture(name: str) -> Architecture:
         return ARCHITECTURES[str(name).strip().lower()]
     except KeyError:
         raise ValueError(f'unknown architecture {name!r}: choose one of {", ".join(ARCHITECTURES)}.') from None
+
+
+def receptive_field_A(architecture: str, cutoff_A: float, parameters: dict | None = None) -> float:
+    """How far (Å) an atom's energy reaches: the cutoff times the message-passing layers (``cutoff_A`` for a local
+    descriptor such as DeePMD's ``se_e2_a``/``se_atten_v2``). The force on an atom then depends on atoms up to twice
+    this distance (the locality test's 2 × receptive field).
+
+    :param parameters: the training parameters of the model (the layer count, else the writer's default).
+    """
+    record = get_architecture(architecture)
+    if record.layers_key is None:
+        return float(cutoff_A)
+    layers = (parameters or {}).get(record.layers_key, record.default_layers)
+    return float(cutoff_A) * int(layers)

@@ -216,3 +216,65 @@ def plot_rmse_vs_transport(result: dict, path: str | Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+#: Errors below this (meV/Å) are drawn at it: zero to round-off on a log axis.
+LOCALITY_FLOOR_MEV_A = 1e-4
+
+
+def plot_locality(profiles: dict[str, dict], path: str | Path) -> Path:
+    """Locality error (meV/Å, log) against R (Å) and against R/(2 r_f), one line per model and central species.
+
+    :param profiles: model label → the ``locality`` Dict of a LocalityWorkChain. Errors below
+        :data:`LOCALITY_FLOOR_MEV_A` (round-off) are drawn on the floor; dotted lines mark 2 r_f.
+    """
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, (label, profile) in enumerate(profiles.items()):
+        radii = np.asarray(profile['radii_A'])
+        scaled = np.asarray(profile['R_over_2rf'])
+        for number, (species, entry) in enumerate(sorted(profile['species'].items())):
+            errors = np.maximum(np.asarray(entry['errors_meV_A']), LOCALITY_FLOOR_MEV_A)
+            style = ('-', '--', ':', '-.')[number % 4]
+            name = f'{label} {species}' if len(profiles) > 1 else species
+            left.plot(radii, errors, 'o' + style, color=f'C{index if len(profiles) > 1 else number}', label=name)
+            right.plot(scaled, errors, 'o' + style, color=f'C{index if len(profiles) > 1 else number}')
+        left.axvline(2 * profile['receptive_field_A'], color=f'C{index}' if len(profiles) > 1 else 'k', ls=':', lw=1)
+        threshold = profile['threshold_meV_A']
+    for axis in (left, right):
+        axis.set_yscale('log')
+        axis.axhline(threshold, color='grey', lw=0.8)
+        axis.axhline(LOCALITY_FLOOR_MEV_A, color='grey', lw=0.5, ls='--')
+    right.axvline(1.0, color='k', ls=':', lw=1)
+    left.set(xlabel='R: radius of the fixed region (Å)', ylabel='locality error of the central force (meV/Å)',
+             title='dotted: 2 × receptive field; grey: threshold, dashed: round-off floor')  # fmt: skip
+    right.set(xlabel='R / (2 r_f)', title='the same against twice the receptive field')
+    left.legend(frameon=False, fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_scaling(scalings: dict[str, dict], path: str | Path) -> Path:
+    """Wall time of 10⁶ MD steps (h, one replica) and peak memory (MB) against the number of atoms, log-log, one
+    line per model/engine; the dotted line is O(N) through each model's largest size.
+
+    :param scalings: label → the ``scaling`` Dict of a ScalingWorkChain.
+    """
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, (label, scaling) in enumerate(scalings.items()):
+        n = np.asarray(scaling['n_atoms'], dtype=float)
+        hours = np.asarray(scaling['wall_hours_per_1e6_steps'])
+        color = f'C{index}'
+        left.plot(n, hours, 'o-', color=color, label=f'{label} (slope {scaling["loglog_slope"]:.2f})')
+        left.plot(n, hours[-1] * n / n[-1], ':', color=color, lw=1)
+        right.plot(n, scaling['peak_rss_MB'], 's-', color=color, label=label)
+    left.set(xscale='log', yscale='log', xlabel='atoms', ylabel='wall time of 10⁶ MD steps (h, 1 replica, 1 core)',
+             title='cost against size (dotted: O(N))')  # fmt: skip
+    right.set(xscale='log', xlabel='atoms', ylabel='peak resident memory (MB)', title='memory of the MD process')
+    for axis in (left, right):
+        axis.legend(frameon=False, fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

@@ -407,3 +407,58 @@ def format_correlation(result: dict) -> str:
     lines = [head, body]
     lines += [f'  left out {label}: {why}' for label, why in result['left_out'].items()]
     return '\n'.join(lines)
+
+
+LOCALITY_LABEL = 'LocalityWorkChain'
+
+
+def study_locality(study: orm.WorkflowNode) -> list[dict]:
+    """The finished locality tests (LocalityWorkChain) of the study's models, found through the provenance graph:
+    one entry per test with the row label, the receptive field (Å) and per species the radius (Å) from which the
+    locality error stays below the threshold (None: not within the sweep), newest test per row last."""
+    models = {link.node.pk: link.link_label.removeprefix('models__') for link in study.base.links.get_outgoing(
+        link_label_filter='models__%').all()}  # fmt: skip
+    if not models:
+        return []
+    query = orm.QueryBuilder()
+    query.append(MlffModel, filters={'id': {'in': list(models)}}, tag='model', project='id')
+    query.append(
+        orm.WorkflowNode,
+        with_incoming='model',
+        edge_filters={'label': 'model'},
+        filters={'attributes.process_label': LOCALITY_LABEL, 'attributes.exit_status': 0},
+        tag='chain',
+        project='id',
+    )
+    query.append(orm.Dict, with_incoming='chain', edge_filters={'label': 'locality'}, project='attributes')
+    tests = []
+    for model_pk, chain_pk, profile in sorted(query.all(), key=lambda item: item[1]):
+        tests.append(
+            {
+                'label': models[model_pk],
+                'pk': chain_pk,
+                'receptive_field_A': profile['receptive_field_A'],
+                'threshold_meV_A': profile['threshold_meV_A'],
+                'radius_below_threshold_A': {
+                    species: entry['radius_below_threshold_A'] for species, entry in profile['species'].items()
+                },
+            }
+        )
+    return tests
+
+
+def format_locality(tests: list[dict]) -> str:
+    """One line per locality test: where each central species' error falls below the threshold, also in units of
+    twice the receptive field; 'not reached' when the sweep did not get there."""
+    lines = []
+    for test in tests:
+        r_f = test['receptive_field_A']
+        parts = [
+            f'{species} {radius:g} Å ({radius / (2 * r_f):.2f})' if radius is not None else f'{species} not reached'
+            for species, radius in sorted(test['radius_below_threshold_A'].items())
+        ]
+        lines.append(
+            f'locality {test["label"]} (LocalityWorkChain<{test["pk"]}>, r_f = {r_f:g} Å): error < '
+            f'{test["threshold_meV_A"]:g} meV/Å from R (R/2r_f) = ' + ', '.join(parts)
+        )
+    return '\n'.join(lines)

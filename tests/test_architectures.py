@@ -45,3 +45,17 @@ def test_unknown_architecture_names_the_known_ones():
     assert get_architecture(' MACE ').name == 'mace'
     with pytest.raises(ValueError, match=r"unknown architecture 'schnet': choose one of mace, nequip"):
         get_architecture('schnet')
+
+
+def test_the_receptive_field_reads_the_writers_layer_counts():
+    """cutoff × message-passing layers; the defaults are the training writers' own."""
+    from aiida_mlffdiff.architectures import receptive_field_A
+
+    for name in TRAINABLE:
+        record = ARCHITECTURES[name]
+        if record.layers_key is not None:
+            assert WRITERS[name].schema[record.layers_key].default == record.default_layers, name
+    assert receptive_field_A('mace', 4.0, {'num_interactions': 3}) == 12.0
+    assert receptive_field_A('mace', 5.0) == 10.0
+    assert receptive_field_A('nequip', 4.0, {'num_layers': 1}) == 4.0
+    assert receptive_field_A('deepmd', 6.0, {'num_layers': 7}) == 6.0  # a local descriptor: one cutoff

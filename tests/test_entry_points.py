@@ -28,6 +28,7 @@ def test_restart_wrappers_have_entry_points(entry_point, cls):
     [
         ('mlffdiff.train', {300, 310, 320, 330, 340, 350}, set()),
         ('mlffdiff.evaluate', {300, 310, 320, 330}, {340}),
+        ('mlffdiff.predict', {300, 310, 320, 330}, {340}),
         ('mlffdiff.md_ensemble', {300, 310, 320}, {330, 340}),
     ],
 )
@@ -43,7 +44,7 @@ def test_driver_calcjobs_share_one_base():
     """The evaluate and MD CalcJobs run a driver the same way (DriverCalculation) and share its exit codes."""
     from aiida_mlffdiff.calculations.driver import DriverCalculation
 
-    for entry_point in ('mlffdiff.evaluate', 'mlffdiff.md_ensemble'):
+    for entry_point in ('mlffdiff.evaluate', 'mlffdiff.predict', 'mlffdiff.md_ensemble'):
         cls = CalculationFactory(entry_point)
         assert issubclass(cls, DriverCalculation)
         assert cls.exit_codes.ERROR_MISSING_OUTPUT.status == 300

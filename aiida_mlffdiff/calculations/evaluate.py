@@ -48,19 +48,22 @@ def _pinned_version(distribution: str) -> str:
     return ''
 
 
-#: Pretrained universal models that ship with their package, by model name: architecture, species, cutoff (Å).
-#: Cutoffs: CHGNet's atom graph radius is 6 Å (its bond graph 3 Å); SevenNet-0's is 5 Å (checked on the packages).
+#: Pretrained universal models that ship with their package, by model name: architecture, species, cutoff (Å) and
+#: message-passing layers. CHGNet 0.3.0: atom graph radius 6 Å (its bond graph 3 Å), 4 atom-convolution layers
+#: (``n_conv``); SevenNet-0: 5 Å, 5 convolution layers (checked on chgnet 0.4.2 and sevenn 0.13.0).
 PRETRAINED_MODELS = {
     'chgnet-0.3.0': {
         'architecture': 'chgnet',
         'species': CHGNET_SPECIES,
         'cutoff_A': 6.0,
+        'layers': 4,
         'engine_version': _pinned_version('chgnet'),
     },
     '7net-0': {
         'architecture': 'sevenn',
         'species': SEVENNET_0_SPECIES,
         'cutoff_A': 5.0,
+        'layers': 5,
         'engine_version': _pinned_version('sevenn'),
     },
 }

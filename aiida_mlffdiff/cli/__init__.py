@@ -11,6 +11,6 @@ def cmd_root():
     """Li-ion diffusion from MLFF molecular dynamics, with AiiDA provenance from trajectories to D(T)."""
 
 
-from . import analyze, arrhenius, demo, launch, plot, report, setup  # noqa: E402 (commands register themselves on cmd_root)
+from . import analyze, arrhenius, demo, launch, plan, plot, report, setup  # noqa: E402 (commands register themselves on cmd_root)
 
-__all__ = ('analyze', 'arrhenius', 'cmd_root', 'demo', 'launch', 'plot', 'report', 'setup')
+__all__ = ('analyze', 'arrhenius', 'cmd_root', 'demo', 'launch', 'plan', 'plot', 'report', 'setup')

@@ -104,6 +104,9 @@ def launch():
     default='',
     help="Reference-quality axis: the DFT engine's levels, cheapest first, the reference last (e.g. gamma,converged).",
 )
+@click.option(
+    '--budget-hours', type=float, default=None, help="Warn when a row's MD may take longer (wall h, measured scaling)."
+)
 @click.option('--mobile-species', default='Li', show_default=True, help='The diffusing element.')
 @click.option('--mobile-charge', type=float, default=1.0, show_default=True, help='Its charge number (e), for σ.')
 @click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine codes.')
@@ -123,6 +126,7 @@ def launch_study(
     potential_family,
     dataset_sizes,
     reference_levels,
+    budget_hours,
     mobile_species,
     mobile_charge,
     computer,
@@ -146,6 +150,7 @@ def launch_study(
             reference_levels=_names(reference_levels),
             mobile_species=mobile_species,
             mobile_charge=mobile_charge,
+            budget_hours=budget_hours,
             computer=computer,
             daemon=daemon,
         )
@@ -215,9 +220,124 @@ def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: st
     problem = spec.validate(spec.pre_process(builder._inputs(prune=True)))
     if problem is not None:
         raise ValueError(f'invalid study inputs: {problem.message}')
+    if arguments.get('budget_hours') is not None:
+        from ..planner import study_md_budget
+
+        for warning in study_md_budget(builder, computer, arguments['budget_hours']):
+            echo.echo_warning(warning)
     if daemon:
         return submit(builder)
     started = time.perf_counter()
     _, node = run_get_node(builder)
     echo.echo_report(f'study ran in {time.perf_counter() - started:.0f} s')
     return node
+
+
+def _radii(value: str) -> list[float] | None:
+    try:
+        return [float(item) for item in value.split(',') if item.strip()] or None
+    except ValueError as exception:
+        raise ValueError(f'radii must be numbers in Å separated by commas: {exception}') from exception
+
+
+@launch.command('locality')
+@click.argument('model')
+@click.option('-s', '--structure', required=True, help=f'Cell to repeat: pk/UUID, a file, or {" | ".join(SHIPPED)}.')
+@click.option('--radii', default='', help='Radii R (Å) of the fixed region, comma-separated [½ r_c … 2 r_f + margin].')
+@click.option('--samples', type=int, default=4, show_default=True, help='Displaced configurations per radius.')
+@click.option('--amplitude', type=float, default=0.05, show_default=True, help='Displacement per component (Å).')
+@click.option('--receptive-field', type=float, default=None, help="r_f (Å) [from the model's training parameters].")
+@click.option('--max-atoms', type=int, default=5000, show_default=True, help='Largest supercell allowed.')
+@click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine code.')
+@click.option('-d', '--daemon', is_flag=True, help='Submit to the daemon and return (else run here).')
+@decorators.with_dbenv()
+def launch_locality(model, structure, radii, samples, amplitude, receptive_field, max_atoms, computer, daemon):
+    """The locality test of MODEL (pk/UUID of an MlffModel, or a pretrained name such as 7net-0)."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+    from aiida.engine import run_get_node, submit
+
+    from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
+    from ..data.mlff_model import MlffModel
+    from ..environments.engines import setup_label
+    from ..workchains.locality import LocalityWorkChain
+
+    try:
+        node = pretrained_model(model) if model in PRETRAINED_MODELS else orm.load_node(model)
+        if not isinstance(node, MlffModel):
+            raise ValueError(f'node {model} is a {node.__class__.__name__}, not an MlffModel.')
+        label = setup_label(node.engine, 'python', computer)
+        try:
+            code = orm.load_code(label)
+        except NotExistent as exception:
+            raise ValueError(f'no code {label}: run `aiida-mlffdiff setup --engines {node.engine}`.') from exception
+        builder = LocalityWorkChain.get_builder_from_model(
+            node, load_structure(structure), code, radii_A=_radii(radii), receptive_field=receptive_field,
+            n_samples=samples, amplitude_A=amplitude, max_atoms=max_atoms,
+        )  # fmt: skip
+        spec = LocalityWorkChain.spec().inputs
+        problem = spec.validate(spec.pre_process(builder._inputs(prune=True)))
+        if problem is not None:
+            raise ValueError(f'invalid locality inputs: {problem.message}')
+    except (ValueError, NotExistent) as exception:
+        echo.echo_critical(str(exception))
+    if daemon:
+        chain = submit(builder)
+        echo.echo_success(f'submitted LocalityWorkChain<{chain.pk}>; plot: aiida-mlffdiff plot {chain.pk}')
+        return
+    _, chain = run_get_node(builder)
+    if chain.is_finished_ok:
+        echo.echo_success(f'LocalityWorkChain<{chain.pk}> finished; plot: aiida-mlffdiff plot {chain.pk}')
+    else:
+        echo.echo_warning(f'LocalityWorkChain<{chain.pk}> finished [{chain.exit_status}]: {chain.exit_message}')
+
+
+@launch.command('scaling')
+@click.argument('model')
+@click.option('-s', '--structure', required=True, help=f'Cell to repeat: pk/UUID, a file, or {" | ".join(SHIPPED)}.')
+@click.option('--atoms', default='', help='Target atom counts, comma-separated [the cell, 8×, 32×, 64×].')
+@click.option('--engine', type=click.Choice(['ase', 'torchsim']), default='ase', show_default=True)
+@click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine code.')
+@click.option('-d', '--daemon', is_flag=True, help='Submit to the daemon and return (else run here).')
+@decorators.with_dbenv()
+def launch_scaling(model, structure, atoms, engine, computer, daemon):
+    """Measure MODEL's MD cost against the number of atoms on COMPUTER (for `aiida-mlffdiff plan`)."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+    from aiida.engine import run_get_node, submit
+
+    from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
+    from ..calculations.md_ensemble import engine_environment
+    from ..data.mlff_model import MlffModel
+    from ..environments.engines import setup_label
+    from ..workchains.scaling import ScalingWorkChain
+
+    try:
+        node = pretrained_model(model) if model in PRETRAINED_MODELS else orm.load_node(model)
+        if not isinstance(node, MlffModel):
+            raise ValueError(f'node {model} is a {node.__class__.__name__}, not an MlffModel.')
+        environment = engine_environment(node, engine)
+        label = setup_label(environment, 'python', computer)
+        try:
+            code = orm.load_code(label)
+        except NotExistent as exception:
+            raise ValueError(f'no code {label}: run `aiida-mlffdiff setup --engines {environment}`.') from exception
+        targets = [int(item) for item in atoms.split(',') if item.strip()] or None
+        builder = ScalingWorkChain.get_builder_from_model(
+            node, load_structure(structure), code, engine=engine, atoms=targets
+        )
+        spec = ScalingWorkChain.spec().inputs
+        problem = spec.validate(spec.pre_process(builder._inputs(prune=True)))
+        if problem is not None:
+            raise ValueError(f'invalid scaling inputs: {problem.message}')
+    except (ValueError, NotExistent) as exception:
+        echo.echo_critical(str(exception))
+    if daemon:
+        chain = submit(builder)
+        echo.echo_success(f'submitted ScalingWorkChain<{chain.pk}>; then: aiida-mlffdiff plan --model {node.pk} ...')
+        return
+    _, chain = run_get_node(builder)
+    if chain.is_finished_ok:
+        echo.echo_success(f'ScalingWorkChain<{chain.pk}> finished; plot: aiida-mlffdiff plot {chain.pk}')
+    else:
+        echo.echo_warning(f'ScalingWorkChain<{chain.pk}> finished [{chain.exit_status}]: {chain.exit_message}')

@@ -14,8 +14,9 @@ from ..data.msd import MsdData
 from . import cmd_root
 
 PLOTTABLE = (
-    'a study (MlffDiffusionStudyWorkChain), a compute_diffusion or fit_arrhenius call, its output Dict, '
-    'a pooled MSD ArrayData or an MsdData node'
+    'a study (MlffDiffusionStudyWorkChain), a LocalityWorkChain or its locality Dict, a ScalingWorkChain, a '
+    'compute_diffusion or '
+    'fit_arrhenius call, its output Dict, a pooled MSD ArrayData or an MsdData node'
 )
 
 
@@ -104,11 +105,24 @@ def plot_node(node: Node, output: Path) -> Path:
 
     :raises ValueError: for any other node, or an output path in a directory that does not exist.
     """
-    from ..plotting import plot_arrhenius, plot_msd
+    from ..plotting import plot_arrhenius, plot_locality, plot_msd, plot_scaling
 
     output = Path(output)
     if not output.parent.is_dir():
         raise ValueError(f'cannot write {output}: the directory {output.parent} does not exist.')
+    if getattr(node, 'process_label', None) == 'LocalityWorkChain':
+        if 'locality' not in node.outputs:
+            raise ValueError(f'LocalityWorkChain<{node.pk}> has no locality output (state {node.process_state}).')
+        node = node.outputs.locality
+    if getattr(node, 'process_label', None) == 'ScalingWorkChain':
+        if 'scaling' not in node.outputs:
+            raise ValueError(f'ScalingWorkChain<{node.pk}> has no scaling output (state {node.process_state}).')
+        label = f'{node.inputs.model.describe()}, {node.inputs.parameters["engine"]}'
+        return plot_scaling({label: node.outputs.scaling.get_dict()}, output)
+    if isinstance(node, Dict) and _creator_label(node) == 'locality_profile':
+        model = node.creator.caller.inputs.model if node.creator.caller is not None else None
+        label = model.describe() if model is not None else f'Dict<{node.pk}>'
+        return plot_locality({label: node.get_dict()}, output)
     if isinstance(node, CalcFunctionNode) and node.process_label in ('compute_diffusion', 'fit_arrhenius'):
         node = _result_of(node)
     label = _creator_label(node)
@@ -139,7 +153,8 @@ def plot_node(node: Node, output: Path) -> Path:
 )
 @decorators.with_dbenv()
 def plot(node, output):
-    """Plot NODE: a study (Arrhenius of all rows + MSDs), an Arrhenius fit, or a diffusion result / MSD node."""
+    """Plot NODE: a study (Arrhenius of all rows + MSDs), a locality test, an Arrhenius fit, or a diffusion result /
+    MSD node."""
     from ..study_report import STUDY_LABEL
 
     try:

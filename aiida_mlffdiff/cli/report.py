@@ -21,7 +21,15 @@ from .utils import echo_json
 def report(study, as_json, as_csv, reference_row, reference_d, temperature):
     """Rows functional × architecture: force RMSE, D(T) ± SE, Ea ± error, extrapolated σ, replicas; and whether
     force RMSE predicts transport (Spearman ρ with a bootstrap interval)."""
-    from ..study_report import format_correlation, format_table, study_rows, table_csv, transport_correlation
+    from ..study_report import (
+        format_correlation,
+        format_locality,
+        format_table,
+        study_locality,
+        study_rows,
+        table_csv,
+        transport_correlation,
+    )
 
     if as_json and as_csv:
         echo.echo_critical('choose one of --json and --csv.')
@@ -35,8 +43,17 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
     correlation = transport_correlation(
         rows, reference=reference_row, reference_d_cm2_s=reference_d, temperature_K=temperature
     )
+    locality = study_locality(study)
     if as_json:
-        echo_json({'study_pk': study.pk, 'rows': rows, 'failed': failed, 'transport_correlation': correlation})
+        echo_json(
+            {
+                'study_pk': study.pk,
+                'rows': rows,
+                'failed': failed,
+                'transport_correlation': correlation,
+                'locality': locality,
+            }
+        )
         return
     if as_csv:
         click.echo(table_csv(rows), nl=False)
@@ -49,5 +66,7 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
         echo.echo(format_table(rows))
         echo.echo('')
         echo.echo(format_correlation(correlation))
+    if locality:
+        echo.echo(format_locality(locality))
     for label, reason in failed.items():
         echo.echo_warning(f'{label}: {reason}')

@@ -40,7 +40,8 @@ Writes
   ``status`` (n_replicas,) strings, ``mobile_indices``, ``masses`` and ``species``. Frames a replica did not
   reach are NaN.
 - ``md_ensemble_info.json``: ``status``, ``message``, versions, worker/thread counts, per-replica messages and
-  timings (s) including the share of time spent in the model.
+  timings (s) including the share of time spent in the model, the peak resident memory (``peak_rss_MB``: the
+  driver process and, separately, its worker processes) and the ``hardware`` it ran on (CPU model, cores, machine).
 
 Exit status: 0 success (whatever the replicas' statuses: the parser judges them), 2 bad configuration, 3 the
 model (or its engine package) does not load, 5 the MD could not run at all.
@@ -49,10 +50,12 @@ model (or its engine package) does not load, 5 the MD could not run at all.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import platform
+import resource
 import sys
 import time
 import traceback
@@ -438,6 +441,7 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
     dynamics = make_dynamics(atoms, config, rng)
     advance = lean_run(dynamics, fast_path_problem(config) is None)
     status, message, done = 'ok', '', 0
+    production_started = None
     try:
         status, message, energy, temperature = inspect_sample(atoms, target)
         for _ in range(n_equilibration if status == 'ok' else 0):
@@ -447,6 +451,7 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
                 message = f'equilibration: {message}'
                 break
         com0 = None
+        production_started = time.perf_counter()
         for frame in range(n_frames if status == 'ok' else 0):
             if frame:
                 advance(stride)
@@ -469,8 +474,11 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
         status, message = 'error', f'{type(exception).__name__}: {exception}'
         traceback.print_exc()
 
-    elapsed = time.perf_counter() - started
+    ended = time.perf_counter()
+    elapsed = ended - started
     steps = (n_equilibration + max(done - 1, 0)) * stride
+    production_steps = max(done - 1, 0) * stride
+    production_s = ended - production_started if production_started is not None else 0.0
     return {
         'index': index,
         **replica_record(seed, status, message, positions, com, done, temperatures, energies, sample_ps),
@@ -480,6 +488,8 @@ def run_replica(task: tuple[dict, int, int]) -> dict:
         'model_calls': timer['calls'] - calls_before,
         'md_steps': steps,
         'atom_steps_per_s': steps * len(atoms) / elapsed if elapsed > 0 else float('nan'),
+        'production_steps': production_steps,
+        'production_s': production_s,
         'pid': os.getpid(),
         'mobile': mobile,
         'masses': masses,
@@ -538,6 +548,30 @@ def write_outputs(results: list[dict], config: dict, output: Path) -> None:
     )
 
 
+def hardware() -> dict:
+    """The machine the run measured: CPU model (``/proc/cpuinfo``), logical cores, architecture, host name."""
+    model = ''
+    with contextlib.suppress(OSError):
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                model = line.split(':', 1)[1].strip()
+                break
+    return {
+        'cpu_model': model or platform.processor(),
+        'logical_cores': os.cpu_count(),
+        'machine': platform.machine(),
+        'node': platform.node(),
+    }
+
+
+def peak_memory() -> dict:
+    """Peak resident memory (MB) of this process and of its (finished) worker processes (Linux: ru_maxrss in kB)."""
+    return {
+        'driver': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        'workers': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
+    }
+
+
 def summarise(info: dict, results: list[dict], started: float) -> None:
     """Complete ``info`` after a successful run: status, per-replica records, atom-steps and timings (s).
 
@@ -545,7 +579,8 @@ def summarise(info: dict, results: list[dict], started: float) -> None:
     those processes used for them (lower than ``replica_cpu_s`` when other jobs compete for the cores),
     ``model_share`` the fraction of ``replica_cpu_s`` spent in the model call (1 − model_share: the driver's overhead
     outside the model), ``atom_steps_per_replica_s`` the atom-steps per process-second and ``atom_steps_per_wall_s``
-    per second of the MD's wall time. Shared with the
+    per second of the MD's wall time; ``production_atom_steps_per_replica_s`` (ASE engine) the same over the
+    production only, after the equilibration warmed the model up (what a cost scaling measures). Shared with the
     torch-sim driver.
     """
     replica_wall = sum(r['wall_s'] for r in results)
@@ -564,6 +599,8 @@ def summarise(info: dict, results: list[dict], started: float) -> None:
         ],
         n_atoms=len(results[0]['species']),
         atom_steps=atom_steps,
+        peak_rss_MB=peak_memory(),
+        hardware=hardware(),
     )
     info['timing'].update(
         replica_cpu_s=replica_wall,
@@ -574,6 +611,10 @@ def summarise(info: dict, results: list[dict], started: float) -> None:
         atom_steps_per_wall_s=atom_steps / info['timing']['md_wall_s'] if info['timing']['md_wall_s'] > 0 else None,
         total_s=time.perf_counter() - started,
     )
+    production_s = sum(r.get('production_s', 0.0) for r in results)
+    if all('production_s' in r for r in results) and production_s > 0:  # warmed up: without the equilibration
+        production = sum(r['production_steps'] for r in results) * len(results[0]['species'])
+        info['timing']['production_atom_steps_per_replica_s'] = production / production_s
 
 
 def run_driver(name: str, description: str, describe, load, run, argv: list[str] | None = None, **info) -> int:

@@ -1,0 +1,163 @@
+"""``ScalingWorkChain`` (``mlffdiff.scaling``): a model's MD cost against the number of atoms, measured here.
+
+Runs one short MD job (:class:`~aiida_mlffdiff.calculations.md_ensemble.MdEnsembleCalculation`, ASE or torch-sim)
+per supercell, one after the other so that they do not compete for the cores, and summarises the seconds per step,
+atom-steps per second and peak memory against the number of atoms, the log-log slope (1: O(N)) and the wall time of
+10⁶ steps (``scaling_summary``). Each job records the hardware it ran on; the chain's computer is that of its code.
+The planner (``aiida-mlffdiff plan``) predicts a protocol's cost from these measurements.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, while_
+
+from ..calculations.md_ensemble import MdEnsembleCalculation, engine_problem, md_problem
+from ..data.mlff_model import MlffModel
+from ..functions.scaling import scaling_summary
+
+__all__ = ('MIN_SIZES', 'MIN_SPAN', 'ScalingWorkChain', 'supercells_for')
+
+#: A scaling needs at least this many sizes, the largest at least MIN_SPAN times the smallest (atoms).
+MIN_SIZES, MIN_SPAN = 3, 30
+
+#: MD of the measurement: short, one replica per job (its atom-steps per process-second over the production is the
+#: cost; the 20 equilibration steps warm the model up: TorchScript's first calls are slower).
+DEFAULT_MD = {
+    'temperature_K': 300.0,
+    'timestep_fs': 1.0,
+    'equilibration_ps': 0.02,
+    'production_ps': 0.1,
+    'sampling_interval_fs': 10.0,
+    'n_replicas': 1,
+}
+
+
+def supercells_for(n_atoms_cell: int, targets: list[int]) -> list[list[int]]:
+    """Diagonal repetitions [n1, n2, n3] (n1 ≥ n2 ≥ n3) for each target atom count: among those within 30 % of the
+    target (else all up to twice it), the most cubic one, then the one nearest the target."""
+    sizes = []
+    for target in targets:
+        candidates = []
+        for total in range(1, max(2, 2 * target // n_atoms_cell + 2)):
+            for n3 in range(1, total + 1):
+                for n2 in range(n3, total // n3 + 1):
+                    if total % (n2 * n3) == 0 and total // (n2 * n3) >= n2:
+                        candidates.append([total // (n2 * n3), n2, n3])
+        near = [r for r in candidates if abs(n_atoms_cell * r[0] * r[1] * r[2] - target) <= 0.3 * target]
+        pool = near or candidates
+        sizes.append(min(pool, key=lambda r: (r[0] / r[2], abs(n_atoms_cell * r[0] * r[1] * r[2] - target))))
+    return sizes
+
+
+def validate_inputs(value, _=None) -> str | None:
+    """At submission: at least MIN_SIZES distinct sizes spanning MIN_SPAN×, and MD parameters the job accepts."""
+    model, structure = value.get('model'), value.get('structure')
+    supercells = value.get('supercells')
+    if model is None or structure is None or supercells is None:
+        return None
+    repeats = supercells.get_list()
+    if any(len(r) != 3 or any(not isinstance(n, int) or n < 1 for n in r) for r in repeats):
+        return f'supercells must be lists of three integers ≥ 1, got {repeats}.'
+    n_atoms = sorted({len(structure.sites) * r[0] * r[1] * r[2] for r in repeats})
+    if len(n_atoms) < MIN_SIZES or n_atoms[-1] < MIN_SPAN * n_atoms[0]:
+        return f'a scaling needs at least {MIN_SIZES} sizes spanning {MIN_SPAN}× in atoms; these give {n_atoms} atoms.'
+    largest = max(repeats, key=lambda r: r[0] * r[1] * r[2])
+    problem, engine = md_problem(model, structure, orm.List(largest), value['parameters'].get_dict())
+    return problem or engine_problem(model, engine, value.get('md', {}).get('code'))
+
+
+class ScalingWorkChain(WorkChain):
+    """Seconds per MD step of one model against the number of atoms, one short MD job per supercell."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('model', valid_type=MlffModel, help='The model whose MD cost is measured.')
+        spec.input('structure', valid_type=orm.StructureData, help='The cell the supercells repeat.')
+        spec.input('supercells', valid_type=orm.List, help='Repetitions [n1, n2, n3] per size.')
+        spec.input('parameters', valid_type=orm.Dict, help='MD parameters of every job (engine included).')
+        spec.expose_inputs(
+            MdEnsembleCalculation, namespace='md', exclude=('model', 'structure', 'supercell', 'parameters')
+        )
+        spec.inputs.validator = validate_inputs
+        spec.outline(cls.setup, while_(cls.more_sizes)(cls.run_size, cls.inspect_size), cls.summarise)
+        spec.output('scaling', valid_type=orm.Dict, help='Cost per size (s/step, atom-steps/s, MB), slope, 10⁶ steps.')
+        spec.exit_code(400, 'ERROR_MD_FAILED', message='The MD job of a size failed: {message}')
+
+    @classmethod
+    def get_builder_from_model(
+        cls,
+        model: MlffModel,
+        structure: orm.StructureData,
+        code: orm.AbstractCode,
+        *,
+        engine: str = 'ase',
+        atoms: list[int] | None = None,
+        supercells: list[list[int]] | None = None,
+        md: dict | None = None,
+    ):
+        """A builder whose sizes and MD parameters are resolved here.
+
+        :param atoms: target atom counts (default: the cell and about 8×, 32× and 64× it); ignored with
+            ``supercells``.
+        :param md: overrides of :data:`DEFAULT_MD`.
+        """
+        n_cell = len(structure.sites)
+        if supercells is None:
+            supercells = supercells_for(n_cell, atoms or [n_cell, 8 * n_cell, 32 * n_cell, 64 * n_cell])
+        builder = cls.get_builder()
+        builder.model = model
+        builder.structure = structure
+        builder.supercells = orm.List([list(map(int, r)) for r in supercells])
+        builder.parameters = orm.Dict({**DEFAULT_MD, **(md or {}), 'engine': engine})
+        builder.md.code = code
+        builder.md.metadata.options.resources = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+        return builder
+
+    def setup(self):
+        repeats = self.inputs.supercells.get_list()
+        self.ctx.sizes = sorted(repeats, key=lambda r: r[0] * r[1] * r[2])
+        self.ctx.index = 0
+        self.ctx.run_infos = {}
+
+    def more_sizes(self) -> bool:
+        return self.ctx.index < len(self.ctx.sizes)
+
+    def run_size(self):
+        repeat = self.ctx.sizes[self.ctx.index]
+        inputs = self.exposed_inputs(MdEnsembleCalculation, 'md')
+        node = self.submit(
+            MdEnsembleCalculation,
+            model=self.inputs.model,
+            structure=self.inputs.structure,
+            supercell=orm.List(repeat),
+            parameters=self.inputs.parameters,
+            **inputs,
+        )
+        n_atoms = len(self.inputs.structure.sites) * repeat[0] * repeat[1] * repeat[2]
+        size = f'size {self.ctx.index + 1}/{len(self.ctx.sizes)}'
+        self.report(f'{size}: {n_atoms} atoms, launched MdEnsembleCalculation<{node.pk}>')
+        return ToContext(job=node)
+
+    def inspect_size(self):
+        node = self.ctx.job
+        if 'run_info' not in node.outputs or not node.is_finished_ok:
+            return self.exit_codes.ERROR_MD_FAILED.format(
+                message=f'{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}'
+            )
+        info = node.outputs.run_info
+        timing = info['timing']
+        rate = timing.get('production_atom_steps_per_replica_s') or timing.get('atom_steps_per_replica_s')
+        self.report(f'{info["n_atoms"]} atoms: {rate:.4g} atom-steps/s ({info["n_atoms"] / rate * 1000:.3g} ms/step)')
+        self.ctx.run_infos[f'size_{self.ctx.index}'] = info
+        self.ctx.index += 1
+        return None
+
+    def summarise(self):
+        summary = scaling_summary(**self.ctx.run_infos)
+        self.out('scaling', summary)
+        self.report(
+            f'log-log slope of the cost {summary["loglog_slope"]:.2f} (1: O(N)) over {summary["n_atoms"][0]}–'
+            f'{summary["n_atoms"][-1]} atoms on {summary["hardware"].get("cpu_model", "?")}'
+        )
