@@ -17,11 +17,11 @@ __all__ = ('SCALING_LABEL', 'measured_scaling', 'plan')
 SCALING_LABEL = 'ScalingWorkChain'
 
 
-def measured_scaling(model: MlffModel, computer: str) -> tuple[orm.WorkflowNode, dict] | None:
-    """The newest finished ScalingWorkChain of ``model`` whose MD jobs ran on ``computer`` (label) and its
-    ``scaling`` output, or None when the model was not measured there."""
+def _newest_scaling(model_filters: dict, computer: str) -> orm.WorkflowNode | None:
+    """The newest finished ScalingWorkChain of a model matching ``model_filters`` whose MD jobs ran on
+    ``computer`` (label), or None."""
     query = orm.QueryBuilder()
-    query.append(MlffModel, filters={'id': model.pk}, tag='model')
+    query.append(MlffModel, filters=model_filters, tag='model')
     query.append(
         orm.WorkflowNode,
         with_incoming='model',
@@ -33,10 +33,14 @@ def measured_scaling(model: MlffModel, computer: str) -> tuple[orm.WorkflowNode,
     query.append(orm.CalcJobNode, with_incoming='chain', tag='job')
     query.append(orm.Computer, with_node='job', filters={'label': computer})
     chains = {chain.pk: chain for (chain,) in query.all()}
-    if not chains:
-        return None
-    newest = chains[max(chains)]
-    return newest, newest.outputs.scaling.get_dict()
+    return chains[max(chains)] if chains else None
+
+
+def measured_scaling(model: MlffModel, computer: str) -> tuple[orm.WorkflowNode, dict] | None:
+    """The newest finished ScalingWorkChain of ``model`` whose MD jobs ran on ``computer`` (label) and its
+    ``scaling`` output, or None when the model was not measured there."""
+    chain = _newest_scaling({'id': model.pk}, computer)
+    return None if chain is None else (chain, chain.outputs.scaling.get_dict())
 
 
 def plan(scaling: dict, n_atoms: int, **protocol) -> dict:
@@ -57,20 +61,8 @@ def plan(scaling: dict, n_atoms: int, **protocol) -> dict:
 def newest_scaling_of_architecture(architecture: str, computer: str) -> dict | None:
     """The ``scaling`` of the newest finished ScalingWorkChain of any model of ``architecture`` measured on
     ``computer``: the cost estimate for a model not trained yet (a study at submission)."""
-    query = orm.QueryBuilder()
-    query.append(MlffModel, filters={'attributes.architecture': architecture}, tag='model')
-    query.append(
-        orm.WorkflowNode,
-        with_incoming='model',
-        edge_filters={'label': 'model'},
-        filters={'attributes.process_label': SCALING_LABEL, 'attributes.exit_status': 0},
-        tag='chain',
-        project='*',
-    )
-    query.append(orm.CalcJobNode, with_incoming='chain', tag='job')
-    query.append(orm.Computer, with_node='job', filters={'label': computer})
-    chains = {chain.pk: chain for (chain,) in query.all()}
-    return chains[max(chains)].outputs.scaling.get_dict() if chains else None
+    chain = _newest_scaling({'attributes.architecture': architecture}, computer)
+    return None if chain is None else chain.outputs.scaling.get_dict()
 
 
 def study_md_budget(builder, computer: str, budget_hours: float) -> list[str]:

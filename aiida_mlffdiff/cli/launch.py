@@ -233,6 +233,50 @@ def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: st
     return node
 
 
+def _model_and_code(model: str, environment_of, computer: str):
+    """The MlffModel named by ``model`` (pk/UUID or a pretrained name) and the registered python of the environment
+    ``environment_of(model)`` on ``computer``; ValueError naming what is missing."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
+    from ..data.mlff_model import MlffModel
+    from ..environments.engines import setup_label
+
+    try:
+        node = pretrained_model(model) if model in PRETRAINED_MODELS else orm.load_node(model)
+    except NotExistent as exception:
+        raise ValueError(f'no model {model!r}: {exception}') from exception
+    if not isinstance(node, MlffModel):
+        raise ValueError(f'node {model} is a {node.__class__.__name__}, not an MlffModel.')
+    environment = environment_of(node)
+    label = setup_label(environment, 'python', computer)
+    try:
+        return node, orm.load_code(label)
+    except NotExistent as exception:
+        raise ValueError(f'no code {label}: run `aiida-mlffdiff setup --engines {environment}`.') from exception
+
+
+def _check_and_launch(process, builder, daemon: bool, after: str):
+    """Refuse a builder its process would refuse (one message, nothing run), then submit it or run it here."""
+    from aiida.engine import run_get_node, submit
+
+    spec = process.spec().inputs
+    problem = spec.validate(spec.pre_process(builder._inputs(prune=True)))
+    if problem is not None:
+        echo.echo_critical(f'invalid {process.__name__} inputs: {problem.message}')
+    name = process.__name__
+    if daemon:
+        chain = submit(builder)
+        echo.echo_success(f'submitted {name}<{chain.pk}>; then: {after.format(pk=chain.pk)}')
+        return
+    _, chain = run_get_node(builder)
+    if chain.is_finished_ok:
+        echo.echo_success(f'{name}<{chain.pk}> finished; then: {after.format(pk=chain.pk)}')
+    else:
+        echo.echo_warning(f'{name}<{chain.pk}> finished [{chain.exit_status}]: {chain.exit_message}')
+
+
 def _radii(value: str) -> list[float] | None:
     try:
         return [float(item) for item in value.split(',') if item.strip()] or None
@@ -253,43 +297,17 @@ def _radii(value: str) -> list[float] | None:
 @decorators.with_dbenv()
 def launch_locality(model, structure, radii, samples, amplitude, receptive_field, max_atoms, computer, daemon):
     """The locality test of MODEL (pk/UUID of an MlffModel, or a pretrained name such as 7net-0)."""
-    from aiida import orm
-    from aiida.common.exceptions import NotExistent
-    from aiida.engine import run_get_node, submit
-
-    from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
-    from ..data.mlff_model import MlffModel
-    from ..environments.engines import setup_label
     from ..workchains.locality import LocalityWorkChain
 
     try:
-        node = pretrained_model(model) if model in PRETRAINED_MODELS else orm.load_node(model)
-        if not isinstance(node, MlffModel):
-            raise ValueError(f'node {model} is a {node.__class__.__name__}, not an MlffModel.')
-        label = setup_label(node.engine, 'python', computer)
-        try:
-            code = orm.load_code(label)
-        except NotExistent as exception:
-            raise ValueError(f'no code {label}: run `aiida-mlffdiff setup --engines {node.engine}`.') from exception
+        node, code = _model_and_code(model, lambda node: node.engine, computer)
         builder = LocalityWorkChain.get_builder_from_model(
             node, load_structure(structure), code, radii_A=_radii(radii), receptive_field=receptive_field,
             n_samples=samples, amplitude_A=amplitude, max_atoms=max_atoms,
         )  # fmt: skip
-        spec = LocalityWorkChain.spec().inputs
-        problem = spec.validate(spec.pre_process(builder._inputs(prune=True)))
-        if problem is not None:
-            raise ValueError(f'invalid locality inputs: {problem.message}')
-    except (ValueError, NotExistent) as exception:
+    except ValueError as exception:
         echo.echo_critical(str(exception))
-    if daemon:
-        chain = submit(builder)
-        echo.echo_success(f'submitted LocalityWorkChain<{chain.pk}>; plot: aiida-mlffdiff plot {chain.pk}')
-        return
-    _, chain = run_get_node(builder)
-    if chain.is_finished_ok:
-        echo.echo_success(f'LocalityWorkChain<{chain.pk}> finished; plot: aiida-mlffdiff plot {chain.pk}')
-    else:
-        echo.echo_warning(f'LocalityWorkChain<{chain.pk}> finished [{chain.exit_status}]: {chain.exit_message}')
+    _check_and_launch(LocalityWorkChain, builder, daemon, 'aiida-mlffdiff plot {pk}')
 
 
 @launch.command('scaling')
@@ -302,42 +320,15 @@ def launch_locality(model, structure, radii, samples, amplitude, receptive_field
 @decorators.with_dbenv()
 def launch_scaling(model, structure, atoms, engine, computer, daemon):
     """Measure MODEL's MD cost against the number of atoms on COMPUTER (for `aiida-mlffdiff plan`)."""
-    from aiida import orm
-    from aiida.common.exceptions import NotExistent
-    from aiida.engine import run_get_node, submit
-
-    from ..calculations.evaluate import PRETRAINED_MODELS, pretrained_model
     from ..calculations.md_ensemble import engine_environment
-    from ..data.mlff_model import MlffModel
-    from ..environments.engines import setup_label
     from ..workchains.scaling import ScalingWorkChain
 
     try:
-        node = pretrained_model(model) if model in PRETRAINED_MODELS else orm.load_node(model)
-        if not isinstance(node, MlffModel):
-            raise ValueError(f'node {model} is a {node.__class__.__name__}, not an MlffModel.')
-        environment = engine_environment(node, engine)
-        label = setup_label(environment, 'python', computer)
-        try:
-            code = orm.load_code(label)
-        except NotExistent as exception:
-            raise ValueError(f'no code {label}: run `aiida-mlffdiff setup --engines {environment}`.') from exception
+        node, code = _model_and_code(model, lambda node: engine_environment(node, engine), computer)
         targets = [int(item) for item in atoms.split(',') if item.strip()] or None
         builder = ScalingWorkChain.get_builder_from_model(
             node, load_structure(structure), code, engine=engine, atoms=targets
         )
-        spec = ScalingWorkChain.spec().inputs
-        problem = spec.validate(spec.pre_process(builder._inputs(prune=True)))
-        if problem is not None:
-            raise ValueError(f'invalid scaling inputs: {problem.message}')
-    except (ValueError, NotExistent) as exception:
+    except ValueError as exception:
         echo.echo_critical(str(exception))
-    if daemon:
-        chain = submit(builder)
-        echo.echo_success(f'submitted ScalingWorkChain<{chain.pk}>; then: aiida-mlffdiff plan --model {node.pk} ...')
-        return
-    _, chain = run_get_node(builder)
-    if chain.is_finished_ok:
-        echo.echo_success(f'ScalingWorkChain<{chain.pk}> finished; plot: aiida-mlffdiff plot {chain.pk}')
-    else:
-        echo.echo_warning(f'ScalingWorkChain<{chain.pk}> finished [{chain.exit_status}]: {chain.exit_message}')
+    _check_and_launch(ScalingWorkChain, builder, daemon, f'aiida-mlffdiff plan --model {node.pk} … | plot {{pk}}')

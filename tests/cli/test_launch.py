@@ -44,3 +44,27 @@ def test_missing_engine_codes_say_how_to_get_them(cli, own_computer):
         '-Y', computer.label,
     )  # fmt: skip
     assert f'aiida-mlffdiff setup --engines mace --computer {computer.label}' in line
+
+
+def n_processes(label: str) -> int:
+    return orm.QueryBuilder().append(orm.ProcessNode, filters={'attributes.process_label': label}).count()
+
+
+def test_locality_and_scaling_launches_refuse_bad_input(cli, own_computer):
+    """A node that is no model, a model without a registered engine code, a radius that is no number: one line
+    each, nothing launched."""
+    computer = own_computer('launch-diagnostics')
+    not_a_model = orm.Int(3).store()
+    before = n_processes('LocalityWorkChain'), n_processes('ScalingWorkChain')
+    line = cli.fails('launch', 'locality', str(not_a_model.pk), '--structure', 'li3n', '-Y', computer.label)
+    assert 'is a Int, not an MlffModel' in line
+    line = cli.fails('launch', 'locality', '7net-0', '--structure', 'li3n', '-Y', computer.label)
+    assert f'no code mlffdiff-pretrained-python@{computer.label}: run `aiida-mlffdiff setup' in line
+    line = cli.fails('launch', 'scaling', '7net-0', '--structure', 'li3n', '-Y', computer.label)
+    assert 'no code mlffdiff-pretrained-python' in line
+    orm.InstalledCode(label='mlffdiff-pretrained-python', computer=computer, filepath_executable='/bin/true').store()
+    line = cli.fails('launch', 'locality', '7net-0', '--structure', 'li3n', '--radii', '3,far', '-Y', computer.label)
+    assert 'radii must be numbers in Å' in line
+    line = cli.fails('launch', 'locality', '7net-0', '--structure', 'li3n', '-Y', computer.label)
+    assert 'more than max_atoms 5000' in line  # SevenNet-0's default sweep reaches 2 × 25 Å
+    assert (n_processes('LocalityWorkChain'), n_processes('ScalingWorkChain')) == before
