@@ -17,9 +17,9 @@ __all__ = ('SCALING_LABEL', 'measured_scaling', 'plan')
 SCALING_LABEL = 'ScalingWorkChain'
 
 
-def _newest_scaling(model_filters: dict, computer: str) -> orm.WorkflowNode | None:
+def _newest_scaling(model_filters: dict, computer: str, engine: str | None = None) -> orm.WorkflowNode | None:
     """The newest finished ScalingWorkChain of a model matching ``model_filters`` whose MD jobs ran on
-    ``computer`` (label), or None."""
+    ``computer`` (label), with the MD ``engine`` if one is given, or None."""
     query = orm.QueryBuilder()
     query.append(MlffModel, filters=model_filters, tag='model')
     query.append(
@@ -32,14 +32,20 @@ def _newest_scaling(model_filters: dict, computer: str) -> orm.WorkflowNode | No
     )
     query.append(orm.CalcJobNode, with_incoming='chain', tag='job')
     query.append(orm.Computer, with_node='job', filters={'label': computer})
+    if engine is not None:
+        query.append(
+            orm.Dict, with_outgoing='chain', edge_filters={'label': 'parameters'}, filters={'attributes.engine': engine}
+        )
     chains = {chain.pk: chain for (chain,) in query.all()}
     return chains[max(chains)] if chains else None
 
 
-def measured_scaling(model: MlffModel, computer: str) -> tuple[orm.WorkflowNode, dict] | None:
-    """The newest finished ScalingWorkChain of ``model`` whose MD jobs ran on ``computer`` (label) and its
-    ``scaling`` output, or None when the model was not measured there."""
-    chain = _newest_scaling({'id': model.pk}, computer)
+def measured_scaling(
+    model: MlffModel, computer: str, engine: str | None = None
+) -> tuple[orm.WorkflowNode, dict] | None:
+    """The newest finished ScalingWorkChain of ``model`` whose MD jobs ran on ``computer`` (label), with the MD
+    ``engine`` if one is given, and its ``scaling`` output, or None when the model was not measured there."""
+    chain = _newest_scaling({'id': model.pk}, computer, engine)
     return None if chain is None else (chain, chain.outputs.scaling.get_dict())
 
 
@@ -58,26 +64,33 @@ def plan(scaling: dict, n_atoms: int, **protocol) -> dict:
     return result
 
 
-def newest_scaling_of_architecture(architecture: str, computer: str) -> dict | None:
+def newest_scaling_of_architecture(architecture: str, computer: str, engine: str | None = None) -> dict | None:
     """The ``scaling`` of the newest finished ScalingWorkChain of any model of ``architecture`` measured on
-    ``computer``: the cost estimate for a model not trained yet (a study at submission)."""
-    chain = _newest_scaling({'attributes.architecture': architecture}, computer)
+    ``computer`` (with ``engine`` if given): the cost estimate for a model not trained yet (a study at submission)."""
+    chain = _newest_scaling({'attributes.architecture': architecture}, computer, engine)
     return None if chain is None else chain.outputs.scaling.get_dict()
 
 
 def study_md_budget(builder, computer: str, budget_hours: float) -> list[str]:
     """Warnings for the MD of a study builder's rows whose worst case (every temperature up to ``max_replicas``)
     would take longer than ``budget_hours`` of wall time on ``computer``, from measured scalings of the same
-    architecture there; a row whose architecture was never measured there is said so."""
+    architecture there (with the row's MD engine, else with another engine, which the warning names); a row whose
+    architecture was never measured there is said so."""
     warnings = []
     structure = builder.get('md_structure') or builder.structure
     n_atoms = len(structure.sites)
     for architecture, inputs in builder.diffusion.items():
-        scaling = newest_scaling_of_architecture(architecture, computer)
+        parameters = inputs['md']['md'].get('parameters')
+        md = parameters.get_dict() if parameters is not None else {}
+        engine = md.get('engine')
+        scaling = newest_scaling_of_architecture(architecture, computer, engine)
+        scaling = scaling or newest_scaling_of_architecture(architecture, computer)
         if scaling is None:
             warnings.append(f'{architecture}: no scaling measured on {computer}: its MD cost is unknown.')
             continue
-        md = inputs['md']['md']['parameters'].get_dict()
+        measured = scaling.get('engine', '?')
+        other = f' with the {measured} engine (the row runs {engine})' if measured != engine else ''
+
         result = plan(
             scaling, n_atoms, replicas=int(inputs['max_replicas'].value), production_ps=md['production_ps'],
             timestep_fs=md.get('timestep_fs', 1.0), equilibration_ps=md.get('equilibration_ps', 1.0),
@@ -88,6 +101,7 @@ def study_md_budget(builder, computer: str, budget_hours: float) -> list[str]:
             warnings.append(
                 f'{architecture}: the MD may take up to {result["wall_hours"]:.3g} h per functional on {computer} '
                 f'(> {budget_hours:g} h): {result["replica_runs"]} replica runs × {result["steps_per_replica"]:.3g} '
-                f'steps at {n_atoms} atoms, {result["seconds_per_step"] * 1e3:.3g} ms/step measured for {architecture}.'
+                f'steps at {n_atoms} atoms, {result["seconds_per_step"] * 1e3:.3g} ms/step measured for {architecture}'
+                f'{other}.'
             )
     return warnings

@@ -255,13 +255,17 @@ def plot_locality(profiles: dict[str, dict], path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_scaling(scalings: dict[str, dict], path: str | Path) -> Path:
+def plot_scaling(scalings: dict[str, dict], path: str | Path, variations: dict[str, list[dict]] | None = None) -> Path:
     """Wall time of 10⁶ MD steps (h, one replica) and peak memory (MB) against the number of atoms, log-log, one
-    line per model/engine; the dotted line is O(N) through each model's largest size.
+    line per model/engine; the dotted line is O(N) through each model's largest size. With ``variations``, a third
+    panel: the throughput speed-up of one worker against replicas per batch or threads (dashed: ideal).
 
     :param scalings: label → the ``scaling`` Dict of a ScalingWorkChain.
+    :param variations: label → its ``batching``/``threading`` Dicts.
     """
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    variations = {label: found for label, found in (variations or {}).items() if found}
+    figure, axes = plt.subplots(1, 3 if variations else 2, figsize=(16 if variations else 11, 4.2))
+    left, right = axes[0], axes[1]
     for index, (label, scaling) in enumerate(scalings.items()):
         n = np.asarray(scaling['n_atoms'], dtype=float)
         hours = np.asarray(scaling['wall_hours_per_1e6_steps'])
@@ -272,7 +276,20 @@ def plot_scaling(scalings: dict[str, dict], path: str | Path) -> Path:
     left.set(xscale='log', yscale='log', xlabel='atoms', ylabel='wall time of 10⁶ MD steps (h, 1 replica, 1 core)',
              title='cost against size (dotted: O(N))')  # fmt: skip
     right.set(xscale='log', xlabel='atoms', ylabel='peak resident memory (MB)', title='memory of the MD process')
-    for axis in (left, right):
+    if variations:
+        third = axes[2]
+        names = {'n_replicas': 'replicas per batch', 'threads_per_worker': 'threads per worker'}
+        largest = 1
+        for index, (label, found) in enumerate(variations.items()):
+            for style, varied in zip(('o-', 's--'), found, strict=False):
+                name = names.get(varied['dimension'], varied['dimension'])
+                third.plot(varied['values'], varied['speedup'], style, color=f'C{index}',
+                           label=f'{label}: {name} ({varied["n_atoms"]} atoms)')  # fmt: skip
+                largest = max(largest, *varied['values'])
+        third.plot([1, largest], [1, largest], 'k:', lw=1, label='ideal')
+        third.set(xscale='log', yscale='log', xlabel='replicas per batch / threads per worker',
+                  ylabel='throughput speed-up (atom-steps/s)', title='one worker at the probe size')  # fmt: skip
+    for axis in axes:
         axis.legend(frameon=False, fontsize='small')
     figure.tight_layout()
     figure.savefig(path, dpi=120)

@@ -310,25 +310,38 @@ def launch_locality(model, structure, radii, samples, amplitude, receptive_field
     _check_and_launch(LocalityWorkChain, builder, daemon, 'aiida-mlffdiff plot {pk}')
 
 
+def _integers(text: str, option: str) -> list[int] | None:
+    """A comma-separated list of integers (None when empty), or ValueError naming the option."""
+    try:
+        return [int(item) for item in text.split(',') if item.strip()] or None
+    except ValueError:
+        raise ValueError(f'{option} takes comma-separated integers, got {text!r}.') from None
+
+
 @launch.command('scaling')
 @click.argument('model')
 @click.option('-s', '--structure', required=True, help=f'Cell to repeat: pk/UUID, a file, or {" | ".join(SHIPPED)}.')
 @click.option('--atoms', default='', help='Target atom counts, comma-separated [the cell, 8×, 32×, 64×].')
 @click.option('--engine', type=click.Choice(['ase', 'torchsim']), default='ase', show_default=True)
+@click.option('--replicas-per-batch', default='', help='torchsim: replicas per worker at the probe size, e.g. 1,4,16.')
+@click.option('--threads', default='', help='Threads per worker at the probe size, e.g. 1,2.')
 @click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine code.')
 @click.option('-d', '--daemon', is_flag=True, help='Submit to the daemon and return (else run here).')
 @decorators.with_dbenv()
-def launch_scaling(model, structure, atoms, engine, computer, daemon):
+def launch_scaling(model, structure, atoms, engine, replicas_per_batch, threads, computer, daemon):
     """Measure MODEL's MD cost against the number of atoms on COMPUTER (for `aiida-mlffdiff plan`)."""
     from ..calculations.md_ensemble import engine_environment
     from ..workchains.scaling import ScalingWorkChain
 
     try:
         node, code = _model_and_code(model, lambda node: engine_environment(node, engine), computer)
-        targets = [int(item) for item in atoms.split(',') if item.strip()] or None
+        targets, batches, thread_counts = (_integers(text, name) for text, name in (
+            (atoms, '--atoms'), (replicas_per_batch, '--replicas-per-batch'), (threads, '--threads'),
+        ))  # fmt: skip
         builder = ScalingWorkChain.get_builder_from_model(
-            node, load_structure(structure), code, engine=engine, atoms=targets
-        )
+            node, load_structure(structure), code, engine=engine, atoms=targets, replicas_per_batch=batches,
+            threads_per_worker=thread_counts,
+        )  # fmt: skip
     except ValueError as exception:
         echo.echo_critical(str(exception))
     _check_and_launch(ScalingWorkChain, builder, daemon, f'aiida-mlffdiff plan --model {node.pk} … | plot {{pk}}')

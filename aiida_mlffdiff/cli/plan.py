@@ -20,11 +20,12 @@ from .utils import echo_json
 @click.option('--sampling-fs', type=float, default=None, help='Frame interval (fs) [10 timesteps].')
 @click.option('--parallel', type=int, default=1, show_default=True, help='Replicas running at once.')
 @click.option('--computer', default='localhost', show_default=True, help='Computer the scaling was measured on.')
+@click.option('--engine', default=None, help='MD engine the scaling was measured with [the newest of any].')
 @click.option('--json', 'as_json', is_flag=True, help='Print the plan as JSON.')
 @decorators.with_dbenv()
 def plan_command(
     model_id, atoms, replicas, temperatures, production_ps, equilibration_ps, timestep_fs, sampling_fs, parallel,
-    computer, as_json,
+    computer, engine, as_json,
 ):  # fmt: skip
     """Predict the cost of REPLICAS × PRODUCTION-PS of MD at ATOMS atoms with MODEL on COMPUTER, from the model's
     ScalingWorkChain measured there (one replica per process, the process-time cost per step)."""
@@ -51,11 +52,12 @@ def plan_command(
         echo.echo_critical(f'no model {model_id!r}: {exception}')
     if not isinstance(model, MlffModel):
         echo.echo_critical(f'node {model_id} is a {model.__class__.__name__}, not an MlffModel.')
-    found = measured_scaling(model, computer)
+    found = measured_scaling(model, computer, engine)
     if found is None:
+        with_engine = f' with the {engine} engine' if engine else ''
         echo.echo_critical(
-            f'{model.describe()} has no scaling measured on {computer!r}: run `aiida-mlffdiff launch scaling '
-            f'{model.pk} --structure ... --computer {computer}` first.'
+            f'{model.describe()} has no scaling measured on {computer!r}{with_engine}: run `aiida-mlffdiff launch '
+            f'scaling {model.pk} --structure ... --computer {computer}{" --engine " + engine if engine else ""}` first.'
         )
     chain, scaling = found
     result = plan(
@@ -63,12 +65,15 @@ def plan_command(
         equilibration_ps=equilibration_ps, sampling_interval_fs=sampling_fs, parallel_replicas=parallel,
         temperatures=temperatures,
     )  # fmt: skip
-    result.update(scaling_pk=chain.pk, computer=computer, model=model.describe())
+    result.update(scaling_pk=chain.pk, computer=computer, model=model.describe(), engine=scaling.get('engine'))
     if as_json:
         echo_json(result)
         return
     hardware = scaling.get('hardware', {})
-    echo.echo(f'{model.describe()} on {computer} ({hardware.get("cpu_model", "?")}), ScalingWorkChain<{chain.pk}>:')
+    echo.echo(
+        f'{model.describe()}, {scaling.get("engine", "?")} engine, on {computer} ({hardware.get("cpu_model", "?")}), '
+        f'ScalingWorkChain<{chain.pk}>:'
+    )
     echo.echo(
         f'  cost per step at {atoms} atoms: {result["seconds_per_step"] * 1000:.4g} ms per replica '
         f'({result["size_range"]}: measured {result["measured_atoms"][0]}–{result["measured_atoms"][1]} atoms, '

@@ -118,7 +118,8 @@ def plot_node(node: Node, output: Path) -> Path:
         if 'scaling' not in node.outputs:
             raise ValueError(f'ScalingWorkChain<{node.pk}> has no scaling output (state {node.process_state}).')
         label = f'{node.inputs.model.describe()}, {node.inputs.parameters["engine"]}'
-        return plot_scaling({label: node.outputs.scaling.get_dict()}, output)
+        varied = [node.outputs[kind].get_dict() for kind in ('batching', 'threading') if kind in node.outputs]
+        return plot_scaling({label: node.outputs.scaling.get_dict()}, output, {label: varied})
     if isinstance(node, Dict) and _creator_label(node) == 'locality_profile':
         model = node.creator.caller.inputs.model if node.creator.caller is not None else None
         label = model.describe() if model is not None else f'Dict<{node.pk}>'

@@ -6,12 +6,18 @@ import math
 
 import numpy as np
 from aiida.engine import calcfunction
-from aiida.orm import Dict
+from aiida.orm import Dict, Str
 
 from ..analysis.scaling import loglog_slope
 from .exit_codes import exit_code
 
-__all__ = ('STEPS_OF_THE_FIGURE', 'scaling_summary')
+__all__ = ('STEPS_OF_THE_FIGURE', 'VARIED', 'scaling_summary', 'variation_summary')
+
+#: What ``variation_summary`` can vary: the run_info key → how to read its value from a run_info.
+VARIED = {
+    'n_replicas': lambda info: len(info.get('replicas', [])),
+    'threads_per_worker': lambda info: int(info.get('threads_per_worker', 1)),
+}
 
 #: The perspective's figure: the wall time of this many MD steps against the number of atoms.
 STEPS_OF_THE_FIGURE = 1_000_000
@@ -64,3 +70,43 @@ def scaling_summary(**run_infos: Dict) -> Dict:
             'replicas_per_job': entries[-1]['n_replicas'],
         }
     )
+
+
+@calcfunction
+def variation_summary(dimension: Str, **run_infos: Dict) -> Dict:
+    """Throughput of one worker at one size against ``dimension`` (``n_replicas``: replicas per torch-sim batch;
+    ``threads_per_worker``): atom-steps per process-second (all replicas of the worker together), the speed-up over
+    the smallest value and, for threads, the parallel efficiency (speed-up / threads); peak memory (MB).
+
+    :param run_infos: ``<kind>_<i>`` → the ``run_info`` Dict of a finished one-worker MD job at the probe size.
+    """
+    key = dimension.value
+    if key not in VARIED:
+        return exit_code('ERROR_INVALID_PARAMETERS', f'cannot vary {key!r} (known: {", ".join(VARIED)}).')
+    entries = []
+    for label, node in run_infos.items():
+        info = node.get_dict()
+        timing = info.get('timing', {})
+        rate = timing.get('production_atom_steps_per_replica_s') or timing.get('atom_steps_per_replica_s')
+        if not rate:
+            return exit_code('ERROR_MISSING_INPUT', f'{label} has no atom-steps per second (an unfinished run?).')
+        peak = max((info.get('peak_rss_MB') or {}).values(), default=math.nan)
+        entries.append((VARIED[key](info), float(rate), peak, int(info.get('n_atoms', 0))))
+    entries.sort()
+    values = [entry[0] for entry in entries]
+    if len(set(values)) != len(values) or len({entry[3] for entry in entries}) != 1:
+        return exit_code('ERROR_INCOMPATIBLE_INPUTS', f'needs one run per {key} value, all of one size.')
+    rates = np.array([entry[1] for entry in entries])
+    speedup = rates / rates[0]
+    result = {
+        'dimension': key,
+        'n_atoms': entries[0][3],
+        'values': values,
+        'atom_steps_per_s': rates.tolist(),
+        'speedup': speedup.tolist(),
+        'peak_rss_MB': [entry[2] for entry in entries],
+        'hardware': run_infos[next(iter(run_infos))].get_dict().get('hardware', {}),
+    }
+    if key == 'threads_per_worker':
+        result['parallel_efficiency'] = (speedup * values[0] / np.array(values)).tolist()
+    return Dict(result)

@@ -5,6 +5,13 @@ per supercell, one after the other so that they do not compete for the cores, an
 atom-steps per second and peak memory against the number of atoms, the log-log slope (1: O(N)) and the wall time of
 10⁶ steps (``scaling_summary``). Each job records the hardware it ran on; the chain's computer is that of its code.
 The planner (``aiida-mlffdiff plan``) predicts a protocol's cost from these measurements.
+
+Two optional dimensions are measured at the probe size (the median of the sizes), one job per value:
+
+- ``replicas_per_batch`` (engine ``torchsim``, which integrates a worker's replicas as one batch): atom-steps per
+  process-second of one worker holding that many replicas, and the speed-up over one replica (output ``batching``);
+- ``threads_per_worker``: atom-steps per process-second of one worker with that many torch/OpenMP threads, the
+  speed-up and the parallel efficiency (speed-up / threads; output ``threading``).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from aiida.engine import ToContext, WorkChain, while_
 
 from ..calculations.md_ensemble import MdEnsembleCalculation, engine_problem, md_problem
 from ..data.mlff_model import MlffModel
-from ..functions.scaling import scaling_summary
+from ..functions.scaling import scaling_summary, variation_summary
 
 __all__ = ('MIN_SIZES', 'MIN_SPAN', 'ScalingWorkChain', 'supercells_for')
 
@@ -62,9 +69,24 @@ def validate_inputs(value, _=None) -> str | None:
     n_atoms = sorted({len(structure.sites) * r[0] * r[1] * r[2] for r in repeats})
     if len(n_atoms) < MIN_SIZES or n_atoms[-1] < MIN_SPAN * n_atoms[0]:
         return f'a scaling needs at least {MIN_SIZES} sizes spanning {MIN_SPAN}× in atoms; these give {n_atoms} atoms.'
+    for name in ('replicas_per_batch', 'threads_per_worker'):
+        values = value[name].get_list() if name in value else []
+        if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values) or len(set(values)) != len(
+            values
+        ):
+            return f'{name} must be distinct integers ≥ 1, got {values}.'
     largest = max(repeats, key=lambda r: r[0] * r[1] * r[2])
-    problem, engine = md_problem(model, structure, orm.List(largest), value['parameters'].get_dict())
+    parameters = value['parameters'].get_dict()
+    problem, engine = md_problem(model, structure, orm.List(largest), parameters)
+    if problem is None and 'replicas_per_batch' in value and engine != 'torchsim':
+        problem = f'replicas_per_batch needs an engine that batches replicas (torchsim), not {engine!r}.'
     return problem or engine_problem(model, engine, value.get('md', {}).get('code'))
+
+
+def probe_size(repeats: list[list[int]]) -> list[int]:
+    """The size at which the optional dimensions are measured: the median of the sizes (atoms)."""
+    ordered = sorted(repeats, key=lambda r: r[0] * r[1] * r[2])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 class ScalingWorkChain(WorkChain):
@@ -77,12 +99,26 @@ class ScalingWorkChain(WorkChain):
         spec.input('structure', valid_type=orm.StructureData, help='The cell the supercells repeat.')
         spec.input('supercells', valid_type=orm.List, help='Repetitions [n1, n2, n3] per size.')
         spec.input('parameters', valid_type=orm.Dict, help='MD parameters of every job (engine included).')
+        spec.input(
+            'replicas_per_batch',
+            valid_type=orm.List,
+            required=False,
+            help='Replicas held by one torch-sim worker, one job per value at the probe size.',
+        )
+        spec.input(
+            'threads_per_worker',
+            valid_type=orm.List,
+            required=False,
+            help='Threads of one worker process, one job per value at the probe size.',
+        )
         spec.expose_inputs(
             MdEnsembleCalculation, namespace='md', exclude=('model', 'structure', 'supercell', 'parameters')
         )
         spec.inputs.validator = validate_inputs
-        spec.outline(cls.setup, while_(cls.more_sizes)(cls.run_size, cls.inspect_size), cls.summarise)
+        spec.outline(cls.setup, while_(cls.more_jobs)(cls.run_job, cls.inspect_job), cls.summarise)
         spec.output('scaling', valid_type=orm.Dict, help='Cost per size (s/step, atom-steps/s, MB), slope, 10⁶ steps.')
+        spec.output('batching', valid_type=orm.Dict, required=False, help='Throughput against replicas per batch.')
+        spec.output('threading', valid_type=orm.Dict, required=False, help='Throughput against threads per worker.')
         spec.exit_code(400, 'ERROR_MD_FAILED', message='The MD job of a size failed: {message}')
 
     @classmethod
@@ -96,12 +132,16 @@ class ScalingWorkChain(WorkChain):
         atoms: list[int] | None = None,
         supercells: list[list[int]] | None = None,
         md: dict | None = None,
+        replicas_per_batch: list[int] | None = None,
+        threads_per_worker: list[int] | None = None,
     ):
         """A builder whose sizes and MD parameters are resolved here.
 
         :param atoms: target atom counts (default: the cell and about 8×, 32× and 64× it); ignored with
             ``supercells``.
         :param md: overrides of :data:`DEFAULT_MD`.
+        :param replicas_per_batch: optional, replicas per torch-sim worker measured at the probe size.
+        :param threads_per_worker: optional, threads per worker process measured at the probe size.
         """
         n_cell = len(structure.sites)
         if supercells is None:
@@ -113,50 +153,78 @@ class ScalingWorkChain(WorkChain):
         builder.parameters = orm.Dict({**DEFAULT_MD, **(md or {}), 'engine': engine})
         builder.md.code = code
         builder.md.metadata.options.resources = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+        if replicas_per_batch:
+            builder.replicas_per_batch = orm.List([int(n) for n in replicas_per_batch])
+        if threads_per_worker:
+            builder.threads_per_worker = orm.List([int(n) for n in threads_per_worker])
         return builder
 
     def setup(self):
+        """Plan the jobs: every size, then the optional dimensions at the probe size."""
         repeats = self.inputs.supercells.get_list()
-        self.ctx.sizes = sorted(repeats, key=lambda r: r[0] * r[1] * r[2])
+        self.ctx.jobs = [('size', repeat, {}) for repeat in sorted(repeats, key=lambda r: r[0] * r[1] * r[2])]
+        probe = probe_size(repeats)
+        for replicas in self.inputs.replicas_per_batch.get_list() if 'replicas_per_batch' in self.inputs else []:
+            self.ctx.jobs.append(('batching', probe, {'n_replicas': replicas, 'seeds': None}))
+        for threads in self.inputs.threads_per_worker.get_list() if 'threads_per_worker' in self.inputs else []:
+            self.ctx.jobs.append(('threading', probe, {'threads_per_worker': threads}))
         self.ctx.index = 0
-        self.ctx.run_infos = {}
+        self.ctx.run_infos = {'size': {}, 'batching': {}, 'threading': {}}
 
-    def more_sizes(self) -> bool:
-        return self.ctx.index < len(self.ctx.sizes)
+    def more_jobs(self) -> bool:
+        return self.ctx.index < len(self.ctx.jobs)
 
-    def run_size(self):
-        repeat = self.ctx.sizes[self.ctx.index]
+    def run_job(self):
+        kind, repeat, overrides = self.ctx.jobs[self.ctx.index]
         inputs = self.exposed_inputs(MdEnsembleCalculation, 'md')
+        parameters = self.inputs.parameters
+        if overrides:
+            parameters = orm.Dict({**parameters.get_dict(), **overrides})
+            if 'threads_per_worker' in overrides:  # the scheduler gives the worker that many cores
+                options = dict(inputs.get('metadata', {}).get('options', {}))
+                resources = {**options.get('resources', {}), 'num_cores_per_mpiproc': overrides['threads_per_worker']}
+                inputs['metadata'] = {**inputs.get('metadata', {}), 'options': {**options, 'resources': resources}}
         node = self.submit(
             MdEnsembleCalculation,
             model=self.inputs.model,
             structure=self.inputs.structure,
             supercell=orm.List(repeat),
-            parameters=self.inputs.parameters,
+            parameters=parameters,
             **inputs,
         )
         n_atoms = len(self.inputs.structure.sites) * repeat[0] * repeat[1] * repeat[2]
-        size = f'size {self.ctx.index + 1}/{len(self.ctx.sizes)}'
-        self.report(f'{size}: {n_atoms} atoms, launched MdEnsembleCalculation<{node.pk}>')
+        what = ', '.join(f'{key} {value}' for key, value in overrides.items() if value is not None)
+        job = f'job {self.ctx.index + 1}/{len(self.ctx.jobs)} ({kind}{": " + what if what else ""})'
+        self.report(f'{job}: {n_atoms} atoms, launched MdEnsembleCalculation<{node.pk}>')
         return ToContext(job=node)
 
-    def inspect_size(self):
+    def inspect_job(self):
         node = self.ctx.job
         if 'run_info' not in node.outputs or not node.is_finished_ok:
             return self.exit_codes.ERROR_MD_FAILED.format(
                 message=f'{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}'
             )
+        kind = self.ctx.jobs[self.ctx.index][0]
         info = node.outputs.run_info
         timing = info['timing']
         rate = timing.get('production_atom_steps_per_replica_s') or timing.get('atom_steps_per_replica_s')
         self.report(f'{info["n_atoms"]} atoms: {rate:.4g} atom-steps/s ({info["n_atoms"] / rate * 1000:.3g} ms/step)')
-        self.ctx.run_infos[f'size_{self.ctx.index}'] = info
+        self.ctx.run_infos[kind][f'{kind}_{self.ctx.index}'] = info
         self.ctx.index += 1
         return None
 
     def summarise(self):
-        summary = scaling_summary(**self.ctx.run_infos)
+        summary = scaling_summary(**self.ctx.run_infos['size'])
         self.out('scaling', summary)
+        for kind, key in (('batching', 'n_replicas'), ('threading', 'threads_per_worker')):
+            if self.ctx.run_infos[kind]:
+                varied = variation_summary(dimension=orm.Str(key), **self.ctx.run_infos[kind])
+                self.out(kind, varied)
+                rows = ', '.join(
+                    f'{v}: {r:.4g} ({x:.2f}×)'
+                    for v, r, x in zip(varied['values'], varied['atom_steps_per_s'], varied['speedup'], strict=True)
+                )
+                self.report(f'{kind} at {varied["n_atoms"]} atoms, atom-steps/s per worker by {key}: {rows}')
         self.report(
             f'log-log slope of the cost {summary["loglog_slope"]:.2f} (1: O(N)) over {summary["n_atoms"][0]}–'
             f'{summary["n_atoms"][-1]} atoms on {summary["hardware"].get("cpu_model", "?")}'

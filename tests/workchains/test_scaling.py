@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from aiida_mlffdiff.analysis.scaling import seconds_per_step_at
 from aiida_mlffdiff.cli import cmd_root
-from aiida_mlffdiff.workchains.scaling import ScalingWorkChain, supercells_for
+from aiida_mlffdiff.workchains.scaling import ScalingWorkChain, probe_size, supercells_for
 from tests.dft import qe_support
 
 pseudo_family = qe_support.pseudo_family
@@ -38,17 +38,28 @@ def test_sizes_are_chosen_and_checked(lpsc_cell, session_deepmd_model, engine_co
         session_deepmd_model, lpsc_cell, code, supercells=[[1, 1, 1], [2, 2, 2], [4, 4, 2]], md={'timestep_fs': 9.0}
     )
     assert 'exceeds 5 fs' in validation_error(builder)
+    sizes = [[1, 1, 1], [2, 2, 2], [4, 4, 2]]
+    builder = ScalingWorkChain.get_builder_from_model(
+        session_deepmd_model, lpsc_cell, code, supercells=sizes, replicas_per_batch=[1, 4]
+    )
+    assert "replicas_per_batch needs an engine that batches replicas (torchsim), not 'ase'" in validation_error(builder)
+    builder = ScalingWorkChain.get_builder_from_model(
+        session_deepmd_model, lpsc_cell, code, supercells=sizes, threads_per_worker=[1, 1]
+    )
+    assert 'threads_per_worker must be distinct integers ≥ 1, got [1, 1]' in validation_error(builder)
+    assert probe_size([[4, 4, 2], [1, 1, 1], [2, 2, 2]]) == [2, 2, 2]
 
 
 @pytest.mark.engines
 def test_scaling_on_three_sizes_and_the_plan_from_it(
     session_deepmd_model, engine_code, lpsc_cell, tmp_path, aiida_localhost, pseudo_family
 ):
-    """DeePMD (ASE engine) at 8, 64 and 256 atoms (32×), 60 MD steps each at 100 K; then the planner."""
+    """DeePMD (ASE engine) at 8, 64 and 256 atoms (32×), 120 MD steps each at 100 K, and 1 and 2 threads at 64
+    atoms; then the planner."""
     model = session_deepmd_model
     builder = ScalingWorkChain.get_builder_from_model(
         model, lpsc_cell, engine_code('deepmd', 'python'), supercells=[[1, 1, 1], [2, 2, 2], [4, 4, 2]],
-        md={'temperature_K': 100.0},
+        md={'temperature_K': 100.0}, threads_per_worker=[1, 2],
     )  # fmt: skip
     assert validation_error(builder) is None
     results, node = run_get_node(builder)
@@ -64,7 +75,15 @@ def test_scaling_on_three_sizes_and_the_plan_from_it(
     assert all(memory > 50 for memory in scaling['peak_rss_MB'])  # MB: torch alone takes more
     assert scaling['hardware']['logical_cores'] == os.cpu_count()
     jobs = [n for n in node.called if isinstance(n, orm.CalcJobNode)]
-    assert [job.inputs.supercell.get_list() for job in jobs] == [[1, 1, 1], [2, 2, 2], [4, 4, 2]]
+    assert [job.inputs.supercell.get_list() for job in jobs] == [[1, 1, 1], [2, 2, 2], [4, 4, 2], [2, 2, 2], [2, 2, 2]]
+    threading = results['threading'].get_dict()
+    assert threading['values'] == [1, 2]
+    assert threading['n_atoms'] == 64
+    assert threading['speedup'][0] == 1.0
+    assert threading['parallel_efficiency'] == pytest.approx([1.0, threading['speedup'][1] / 2])
+    assert [job.outputs.run_info['threads_per_worker'] for job in jobs[3:]] == [1, 2]
+    assert jobs[4].get_option('resources')['num_cores_per_mpiproc'] == 2  # the scheduler is asked for the cores
+    assert 'batching' not in results
 
     runner = CliRunner()
     arguments = ['plan', '--model', str(model.pk), '--atoms', '416', '--replicas', '300', '--production-ps', '70',
@@ -73,6 +92,10 @@ def test_scaling_on_three_sizes_and_the_plan_from_it(
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)
     assert plan['scaling_pk'] == node.pk
+    assert plan['engine'] == 'ase'
+    other_engine = runner.invoke(cmd_root, [*arguments, '--engine', 'torchsim'])
+    assert other_engine.exit_code != 0
+    assert "has no scaling measured on 'localhost' with the torchsim engine" in other_engine.output
     assert plan['size_range'] == 'extrapolated'
     expected = seconds_per_step_at(scaling['n_atoms'], seconds, 416)
     assert expected >= seconds[-1] * 416 / 256 * (1 - 1e-12)  # beyond the measured sizes: at least linear
@@ -109,4 +132,28 @@ def test_scaling_on_three_sizes_and_the_plan_from_it(
     assert 'deepmd' not in generous
     per_size = dict(zip(scaling['n_atoms'], np.round(seconds * 1e3, 3).tolist(), strict=True))
     print(f'\nscaling (DeePMD, ASE), ms/step: {per_size}, slope {scaling["loglog_slope"]:.2f}; plan at 416 atoms: '
-          f'{plan["process_hours"]:.3g} process-hours')  # fmt: skip
+          f'{plan["process_hours"]:.3g} process-hours; 2 threads: {threading["speedup"][1]:.2f}×')  # fmt: skip
+
+
+@pytest.mark.engines
+def test_torchsim_batching_at_the_probe_size(session_deepmd_model, engine_code, lpsc_cell, tmp_path):
+    """DeePMD with torch-sim: the sizes, then 1 and 4 replicas in one worker's batch at the median size."""
+    builder = ScalingWorkChain.get_builder_from_model(
+        session_deepmd_model, lpsc_cell, engine_code('torchsim-deepmd', 'python'), engine='torchsim',
+        supercells=[[1, 1, 1], [2, 2, 2], [4, 4, 2]], md={'temperature_K': 100.0}, replicas_per_batch=[1, 4],
+    )  # fmt: skip
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    assert results['scaling']['engine'] == 'torchsim'
+    batching = results['batching'].get_dict()
+    assert batching['dimension'] == 'n_replicas'
+    assert batching['values'] == [1, 4]
+    assert batching['n_atoms'] == 64
+    jobs = [n for n in node.called if isinstance(n, orm.CalcJobNode)]
+    assert [job.outputs.run_info['batch_sizes'] for job in jobs[3:]] == [[1], [4]]  # one worker holds the batch
+    rates = np.array(batching['atom_steps_per_s'])
+    assert batching['speedup'] == pytest.approx((rates / rates[0]).tolist())
+    assert 'threading' not in results
+    plotted = CliRunner().invoke(cmd_root, ['plot', str(node.pk), '-o', str(tmp_path / 'batching.png')])
+    assert plotted.exit_code == 0, plotted.output
+    print(f'\ntorch-sim DeePMD at 64 atoms, 4 replicas per batch: {batching["speedup"][1]:.2f}× the throughput')
