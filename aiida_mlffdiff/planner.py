@@ -20,23 +20,32 @@ SCALING_LABEL = 'ScalingWorkChain'
 def _newest_scaling(model_filters: dict, computer: str, engine: str | None = None) -> orm.WorkflowNode | None:
     """The newest finished ScalingWorkChain of a model matching ``model_filters`` whose MD jobs ran on
     ``computer`` (label), with the MD ``engine`` if one is given, or None."""
-    query = orm.QueryBuilder()
-    query.append(MlffModel, filters=model_filters, tag='model')
-    query.append(
-        orm.WorkflowNode,
-        with_incoming='model',
-        edge_filters={'label': 'model'},
-        filters={'attributes.process_label': SCALING_LABEL, 'attributes.exit_status': 0},
-        tag='chain',
-        project='*',
-    )
-    query.append(orm.CalcJobNode, with_incoming='chain', tag='job')
-    query.append(orm.Computer, with_node='job', filters={'label': computer})
-    if engine is not None:
+    chains = {}
+    for nested in (False, True):  # the MD jobs are the chain's children, or (LAMMPS) its grandchildren
+        query = orm.QueryBuilder()
+        query.append(MlffModel, filters=model_filters, tag='model')
         query.append(
-            orm.Dict, with_outgoing='chain', edge_filters={'label': 'parameters'}, filters={'attributes.engine': engine}
+            orm.WorkflowNode,
+            with_incoming='model',
+            edge_filters={'label': 'model'},
+            filters={'attributes.process_label': SCALING_LABEL, 'attributes.exit_status': 0},
+            tag='chain',
+            project='*',
         )
-    chains = {chain.pk: chain for (chain,) in query.all()}
+        parent = 'chain'
+        if nested:
+            query.append(orm.WorkflowNode, with_incoming='chain', tag='ensemble')
+            parent = 'ensemble'
+        query.append(orm.CalcJobNode, with_incoming=parent, tag='job')
+        query.append(orm.Computer, with_node='job', filters={'label': computer})
+        if engine is not None:
+            query.append(
+                orm.Dict,
+                with_outgoing='chain',
+                edge_filters={'label': 'parameters'},
+                filters={'attributes.engine': engine},
+            )
+        chains.update({chain.pk: chain for (chain,) in query.all()})
     return chains[max(chains)] if chains else None
 
 

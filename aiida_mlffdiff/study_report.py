@@ -22,7 +22,9 @@ __all__ = (
     'STUDY_LABEL',
     'diffusion_chains',
     'format_correlation',
+    'format_label_errors',
     'format_table',
+    'study_label_errors',
     'study_rows',
     'table_csv',
     'transport_correlation',
@@ -460,5 +462,28 @@ def format_locality(tests: list[dict]) -> str:
         lines.append(
             f'locality {test["label"]} (LocalityWorkChain<{test["pk"]}>, r_f = {r_f:g} Å): error < '
             f'{test["threshold_meV_A"]:g} meV/Å from R (R/2r_f) = ' + ', '.join(parts)
+        )
+    return '\n'.join(lines)
+
+
+def study_label_errors(study: orm.WorkflowNode) -> dict[str, dict]:
+    """Per ``<functional>_<level>``: that level's labels against the reference level of the same configurations
+    (the study's ``label_errors`` outputs; empty without reference levels)."""
+    if 'label_errors' not in study.outputs:
+        return {}
+    return {label: node.get_dict() for label, node in sorted(study.outputs.label_errors.items())}
+
+
+def format_label_errors(errors: dict[str, dict]) -> str:
+    """One line per cheaper level: force RMSE (meV/Å) overall and per species, energy RMSE (meV/atom, the constant
+    offset between the levels removed)."""
+    lines = []
+    for label, error in errors.items():
+        species = ', '.join(f'{s} {v:.3g}' for s, v in sorted(error.get('force_rmse_per_species_meV_A', {}).items()))
+        energy = error.get('energy_rmse_offset_removed_meV_atom')
+        lines.append(
+            f'labels {label} against {error.get("reference_level", "?")} (same configurations): force RMSE '
+            f'{error["force_rmse_meV_A"]:.3g} meV/Å ({species})'
+            + (f', energy RMSE {energy:.3g} meV/atom (offset removed)' if energy is not None else '')
         )
     return '\n'.join(lines)

@@ -233,9 +233,9 @@ def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: st
     return node
 
 
-def _model_and_code(model: str, environment_of, computer: str):
-    """The MlffModel named by ``model`` (pk/UUID or a pretrained name) and the registered python of the environment
-    ``environment_of(model)`` on ``computer``; ValueError naming what is missing."""
+def _model_and_code(model: str, environment_of, computer: str, executable: str = 'python'):
+    """The MlffModel named by ``model`` (pk/UUID or a pretrained name) and the registered ``executable`` of the
+    environment ``environment_of(model)`` on ``computer``; ValueError naming what is missing."""
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
@@ -250,7 +250,7 @@ def _model_and_code(model: str, environment_of, computer: str):
     if not isinstance(node, MlffModel):
         raise ValueError(f'node {model} is a {node.__class__.__name__}, not an MlffModel.')
     environment = environment_of(node)
-    label = setup_label(environment, 'python', computer)
+    label = setup_label(environment, executable, computer)
     try:
         return node, orm.load_code(label)
     except NotExistent as exception:
@@ -322,7 +322,7 @@ def _integers(text: str, option: str) -> list[int] | None:
 @click.argument('model')
 @click.option('-s', '--structure', required=True, help=f'Cell to repeat: pk/UUID, a file, or {" | ".join(SHIPPED)}.')
 @click.option('--atoms', default='', help='Target atom counts, comma-separated [the cell, 8×, 32×, 64×].')
-@click.option('--engine', type=click.Choice(['ase', 'torchsim']), default='ase', show_default=True)
+@click.option('--engine', type=click.Choice(['ase', 'torchsim', 'lammps']), default='ase', show_default=True)
 @click.option('--replicas-per-batch', default='', help='torchsim: replicas per worker at the probe size, e.g. 1,4,16.')
 @click.option('--threads', default='', help='Threads per worker at the probe size, e.g. 1,2.')
 @click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine code.')
@@ -334,7 +334,10 @@ def launch_scaling(model, structure, atoms, engine, replicas_per_batch, threads,
     from ..workchains.scaling import ScalingWorkChain
 
     try:
-        node, code = _model_and_code(model, lambda node: engine_environment(node, engine), computer)
+        if engine == 'lammps':  # DeePMD through pair_style deepmd: the LAMMPS build of the lammps environment
+            node, code = _model_and_code(model, lambda node: 'lammps', computer, 'lmp')
+        else:
+            node, code = _model_and_code(model, lambda node: engine_environment(node, engine), computer)
         targets, batches, thread_counts = (_integers(text, name) for text, name in (
             (atoms, '--atoms'), (replicas_per_batch, '--replicas-per-batch'), (threads, '--threads'),
         ))  # fmt: skip

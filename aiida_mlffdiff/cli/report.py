@@ -23,8 +23,10 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
     force RMSE predicts transport (Spearman ρ with a bootstrap interval)."""
     from ..study_report import (
         format_correlation,
+        format_label_errors,
         format_locality,
         format_table,
+        study_label_errors,
         study_locality,
         study_rows,
         table_csv,
@@ -44,6 +46,7 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
         rows, reference=reference_row, reference_d_cm2_s=reference_d, temperature_K=temperature
     )
     locality = study_locality(study)
+    label_errors = study_label_errors(study)
     if as_json:
         echo_json(
             {
@@ -52,6 +55,7 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
                 'failed': failed,
                 'transport_correlation': correlation,
                 'locality': locality,
+                'label_errors': label_errors,
             }
         )
         return
@@ -65,6 +69,9 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
     else:
         echo.echo(format_table(rows))
         echo.echo('')
+    if label_errors:
+        echo.echo(format_label_errors(label_errors))
+    if rows:
         echo.echo(format_correlation(correlation))
     if locality:
         echo.echo(format_locality(locality))

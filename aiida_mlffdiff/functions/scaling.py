@@ -25,9 +25,10 @@ STEPS_OF_THE_FIGURE = 1_000_000
 
 @calcfunction
 def scaling_summary(**run_infos: Dict) -> Dict:
-    """Seconds per MD step of one replica (process time), atom-steps per second and peak memory (MB) per size,
-    the log-log slope of the cost (1: O(N)) and the wall time of 10⁶ steps (h), sorted by the number of atoms. The
-    rate is that of the production (after the equilibration warmed the model up) where the engine records it.
+    """Seconds per MD step of one replica (process time), atom-steps per second and peak memory (MB; None where the
+    engine does not record it, LAMMPS) per size, the log-log slope of the cost (1: O(N)) and the wall time of 10⁶
+    steps (h), sorted by the number of atoms. The rate is that of the production (after the equilibration warmed the
+    model up) where the engine records it.
 
     :param run_infos: ``size_<i>`` → the ``run_info`` Dict of a finished MD job (``n_atoms``, ``timing``,
         ``replicas``, ``peak_rss_MB``, ``hardware``).
@@ -44,7 +45,7 @@ def scaling_summary(**run_infos: Dict) -> Dict:
                 'n_atoms': int(info['n_atoms']),
                 'atom_steps_per_s': float(rate),
                 'seconds_per_step': float(info['n_atoms']) / float(rate),
-                'peak_rss_MB': max((info.get('peak_rss_MB') or {}).values(), default=math.nan),
+                'peak_rss_MB': max((info.get('peak_rss_MB') or {}).values(), default=None),  # None: not recorded
                 'n_replicas': len(replicas),
                 'hardware': info.get('hardware', {}),
                 'engine': info.get('engine', 'ase'),
@@ -90,7 +91,7 @@ def variation_summary(dimension: Str, **run_infos: Dict) -> Dict:
         rate = timing.get('production_atom_steps_per_replica_s') or timing.get('atom_steps_per_replica_s')
         if not rate:
             return exit_code('ERROR_MISSING_INPUT', f'{label} has no atom-steps per second (an unfinished run?).')
-        peak = max((info.get('peak_rss_MB') or {}).values(), default=math.nan)
+        peak = max((info.get('peak_rss_MB') or {}).values(), default=None)
         entries.append((VARIED[key](info), float(rate), peak, int(info.get('n_atoms', 0))))
     entries.sort()
     values = [entry[0] for entry in entries]

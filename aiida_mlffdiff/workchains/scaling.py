@@ -1,9 +1,12 @@
 """``ScalingWorkChain`` (``mlffdiff.scaling``): a model's MD cost against the number of atoms, measured here.
 
-Runs one short MD job (:class:`~aiida_mlffdiff.calculations.md_ensemble.MdEnsembleCalculation`, ASE or torch-sim)
-per supercell, one after the other so that they do not compete for the cores, and summarises the seconds per step,
-atom-steps per second and peak memory against the number of atoms, the log-log slope (1: O(N)) and the wall time of
-10⁶ steps (``scaling_summary``). Each job records the hardware it ran on; the chain's computer is that of its code.
+Runs one short MD job per supercell, one after the other so that they do not compete for the cores:
+:class:`~aiida_mlffdiff.calculations.md_ensemble.MdEnsembleCalculation` for the ASE and torch-sim engines; for
+``engine: lammps`` (DeePMD models only) a :class:`~aiida_mlffdiff.workchains.lammps_ensemble.LammpsEnsembleWorkChain`
+of one replica whose ``md.code`` is the LAMMPS code (its cost is LAMMPS' own loop time; it records neither memory
+nor hardware). ``scaling_summary`` gives the seconds per step, atom-steps per second and peak memory against the
+number of atoms, the log-log slope (1: O(N)) and the wall time of 10⁶ steps. The ASE and torch-sim jobs record the
+hardware they ran on; the chain's computer is that of its code.
 The planner (``aiida-mlffdiff plan``) predicts a protocol's cost from these measurements.
 
 Two optional dimensions are measured at the probe size (the median of the sizes), one job per value:
@@ -22,6 +25,8 @@ from aiida.engine import ToContext, WorkChain, while_
 from ..calculations.md_ensemble import MdEnsembleCalculation, engine_problem, md_problem
 from ..data.mlff_model import MlffModel
 from ..functions.scaling import scaling_summary, variation_summary
+from .lammps_ensemble import ENGINE as ENGINE_LAMMPS
+from .lammps_ensemble import LammpsEnsembleWorkChain, validate_lammps_inputs
 
 __all__ = ('MIN_SIZES', 'MIN_SPAN', 'ScalingWorkChain', 'supercells_for')
 
@@ -77,10 +82,30 @@ def validate_inputs(value, _=None) -> str | None:
             return f'{name} must be distinct integers ≥ 1, got {values}.'
     largest = max(repeats, key=lambda r: r[0] * r[1] * r[2])
     parameters = value['parameters'].get_dict()
+    if parameters.get('engine') == ENGINE_LAMMPS:
+        if 'replicas_per_batch' in value or 'threads_per_worker' in value:
+            return 'the lammps engine runs one replica and one thread per job: measure replicas and threads with ase.'
+        lammps = {'model': model, 'structure': structure, 'supercell': orm.List(largest), 'parameters': value[
+            'parameters'], 'code': value.get('md', {}).get('code')}  # fmt: skip
+        return validate_lammps_inputs(lammps)
     problem, engine = md_problem(model, structure, orm.List(largest), parameters)
     if problem is None and 'replicas_per_batch' in value and engine != 'torchsim':
         problem = f'replicas_per_batch needs an engine that batches replicas (torchsim), not {engine!r}.'
     return problem or engine_problem(model, engine, value.get('md', {}).get('code'))
+
+
+#: The ``md.metadata.options`` a LAMMPS job inherits: what the scheduler needs, never the options that belong to
+#: MdEnsembleCalculation itself (its parser, its file names).
+SCHEDULER_OPTIONS = (
+    'resources', 'max_wallclock_seconds', 'account', 'queue_name', 'qos', 'custom_scheduler_commands',
+    'max_memory_kb', 'environment_variables', 'prepend_text', 'append_text', 'import_sys_environment',
+)  # fmt: skip
+
+
+def scheduler_options(inputs) -> dict:
+    """The scheduler options of the exposed ``md`` inputs, for the jobs of a LAMMPS ensemble."""
+    options = inputs.get('metadata', {}).get('options', {})
+    return {key: options[key] for key in SCHEDULER_OPTIONS if options.get(key) is not None}
 
 
 def probe_size(repeats: list[list[int]]) -> list[int]:
@@ -184,18 +209,29 @@ class ScalingWorkChain(WorkChain):
                 options = dict(inputs.get('metadata', {}).get('options', {}))
                 resources = {**options.get('resources', {}), 'num_cores_per_mpiproc': overrides['threads_per_worker']}
                 inputs['metadata'] = {**inputs.get('metadata', {}), 'options': {**options, 'resources': resources}}
-        node = self.submit(
-            MdEnsembleCalculation,
-            model=self.inputs.model,
-            structure=self.inputs.structure,
-            supercell=orm.List(repeat),
-            parameters=parameters,
-            **inputs,
-        )
+        if parameters['engine'] == ENGINE_LAMMPS:
+            node = self.submit(
+                LammpsEnsembleWorkChain,
+                code=inputs['code'],
+                model=self.inputs.model,
+                structure=self.inputs.structure,
+                supercell=orm.List(repeat),
+                parameters=parameters,
+                options=scheduler_options(inputs),
+            )
+        else:
+            node = self.submit(
+                MdEnsembleCalculation,
+                model=self.inputs.model,
+                structure=self.inputs.structure,
+                supercell=orm.List(repeat),
+                parameters=parameters,
+                **inputs,
+            )
         n_atoms = len(self.inputs.structure.sites) * repeat[0] * repeat[1] * repeat[2]
         what = ', '.join(f'{key} {value}' for key, value in overrides.items() if value is not None)
         job = f'job {self.ctx.index + 1}/{len(self.ctx.jobs)} ({kind}{": " + what if what else ""})'
-        self.report(f'{job}: {n_atoms} atoms, launched MdEnsembleCalculation<{node.pk}>')
+        self.report(f'{job}: {n_atoms} atoms, launched {node.process_label}<{node.pk}>')
         return ToContext(job=node)
 
     def inspect_job(self):

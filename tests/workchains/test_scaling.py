@@ -157,3 +157,35 @@ def test_torchsim_batching_at_the_probe_size(session_deepmd_model, engine_code, 
     plotted = CliRunner().invoke(cmd_root, ['plot', str(node.pk), '-o', str(tmp_path / 'batching.png')])
     assert plotted.exit_code == 0, plotted.output
     print(f'\ntorch-sim DeePMD at 64 atoms, 4 replicas per batch: {batching["speedup"][1]:.2f}× the throughput')
+
+
+@pytest.mark.engines
+def test_lammps_scaling_and_its_plan(session_deepmd_model, engine_code, lpsc_cell):
+    """DeePMD through LAMMPS (pair_style deepmd): one LAMMPS replica per size, LAMMPS' own loop time; the planner
+    picks it by engine."""
+    model, lammps = session_deepmd_model, engine_code('lammps', 'lmp')
+    sizes = [[1, 1, 1], [2, 2, 2], [4, 4, 2]]
+
+    def builder_with(code, **extra):
+        return ScalingWorkChain.get_builder_from_model(
+            model, lpsc_cell, code, engine='lammps', supercells=sizes, md={'temperature_K': 100.0}, **extra
+        )
+
+    assert 'one replica and one thread per job' in validation_error(builder_with(lammps, threads_per_worker=[1, 2]))
+    assert 'not a LAMMPS build' in validation_error(builder_with(engine_code('deepmd', 'python')))
+    builder = builder_with(lammps)
+    assert validation_error(builder) is None
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    scaling = results['scaling'].get_dict()
+    assert scaling['engine'] == 'lammps'
+    assert scaling['n_atoms'] == [8, 64, 256]
+    assert scaling['seconds_per_step'][-1] > scaling['seconds_per_step'][0]
+    assert {child.process_label for child in node.called if child.process_label != 'scaling_summary'} == {
+        'LammpsEnsembleWorkChain'
+    }
+    plan = CliRunner().invoke(cmd_root, ['plan', '--model', str(model.pk), '--atoms', '416', '--engine', 'lammps',
+                                         '--json'])  # fmt: skip
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.output)['scaling_pk'] == node.pk
+    print(f'\nscaling (DeePMD, LAMMPS), ms/step: {np.round(np.array(scaling["seconds_per_step"]) * 1e3, 3).tolist()}')

@@ -614,7 +614,11 @@ def test_training_choice_study_over_levels_sizes_and_architectures(
     assert result.exit_code == 0, result.output
     for column in ('labels', 'train configs', 'force RMSE vs ref (meV/Å)', 'training (s)', 'MD atom-steps/s'):
         assert column in result.output
+    assert f'labels pbe_gamma against k2 (same configurations): force RMSE {errors["force_rmse_meV_A"]:.3g} meV/Å' in (
+        result.output
+    )
     data = json.loads(runner.invoke(cmd_root, ['report', str(node.pk), '--json']).output)
+    assert data['label_errors']['pbe_gamma']['force_rmse_meV_A'] == pytest.approx(errors['force_rmse_meV_A'])
     correlation = data['transport_correlation']
     if correlation['correlation'] is None:  # tiny models, 1 ps: no D may be resolved at 400 K; the report says so
         assert correlation['unresolved'] == 'no reference row with a resolved D at 400 K'
