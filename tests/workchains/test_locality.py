@@ -115,3 +115,29 @@ def test_the_study_report_finds_the_locality_tests_of_its_models(aiida_localhost
     assert 'locality pbe_deepmd' in line
     assert 'Li 8.4 Å (1.05)' in line
     assert 'S not reached' in line
+
+
+@pytest.mark.engines
+def test_a_pretrained_model_inside_its_receptive_field(engine_code, conventional):
+    """CHGNet 0.3.0 (4 layers × 6 Å, r_f = 24 Å) through PredictCalculation in the pretrained environment: with atoms
+    beyond 3 or 6 Å displaced, well inside r_f, the force on every central atom changes, less so the more is fixed.
+    416 atoms (2x2x2 conventional Li6PS5Cl), 2 samples per radius and species."""
+    model = pretrained_model('chgnet-0.3.0')
+    builder = LocalityWorkChain.get_builder_from_model(
+        model, conventional, engine_code('pretrained', 'python'), radii_A=[3.0, 6.0], n_samples=2
+    )
+    assert builder.receptive_field_A.value == 24.0  # from the pretrained record, an input of the chain
+    assert validation_error(builder) is None
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    profile = results['locality'].get_dict()
+    assert profile['n_atoms_supercell'] == 416
+    assert profile['R_over_2rf'] == pytest.approx([3.0 / 48, 6.0 / 48])
+    for species, entry in profile['species'].items():
+        near, farther = entry['errors_meV_A']
+        assert near > farther > 0.0, (species, entry)  # inside r_f: never zero
+        assert entry['radius_below_threshold_A'] is None or entry['radius_below_threshold_A'] == 6.0
+    predict = next(child for child in node.called if child.process_label == 'PredictCalculation')
+    assert predict.inputs.model.pk == model.pk
+    errors = {species: [round(e, 3) for e in entry['errors_meV_A']] for species, entry in profile['species'].items()}
+    print(f'\nCHGNet 0.3.0 locality errors (meV/Å) at R = 3, 6 Å: {errors}')
