@@ -74,6 +74,25 @@ def lammps_md_parameters(raw: dict | None, symbols) -> dict:
     return md_parameters({**without_engine(raw), 'engine': ENGINE}, symbols, calcjob=False)
 
 
+#: What each lammps.raw job records of the machine it ran on (CPU model, logical cores, architecture, host name: the
+#: keys of the ASE driver's ``hardware``), written by its job script before LAMMPS starts.
+HARDWARE_FILE = '_mlffdiff_hardware.txt'
+HARDWARE_SCRIPT = (
+    "{ grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'; getconf _NPROCESSORS_ONLN; "
+    f'uname -m; uname -n; }} > {HARDWARE_FILE} 2>/dev/null || true'
+)
+
+
+def read_hardware(text: str | None) -> dict:
+    """The ``hardware`` record (``cpu_model``, ``logical_cores``, ``machine``, ``node``) of a job's
+    :data:`HARDWARE_FILE`; empty when it is missing."""
+    lines = [line.strip() for line in (text or '').splitlines()]
+    if len(lines) < 4:
+        return {}
+    cores = int(lines[1]) if lines[1].isdigit() else None
+    return {'cpu_model': lines[0], 'logical_cores': cores, 'machine': lines[2], 'node': lines[3]}
+
+
 def validate_lammps_inputs(value, _=None) -> str | None:
     """MdEnsembleCalculation's submission checks, plus: a DeePMD model and a LAMMPS code."""
     model, code = value.get('model'), value.get('code')
@@ -167,6 +186,7 @@ class LammpsEnsembleWorkChain(WorkChain):
         options.setdefault('withmpi', False)
         user = options.get('environment_variables') or {}
         options['environment_variables'] = {**thread_variables(ENGINE, 1, user), **user}
+        options['prepend_text'] = '\n'.join(filter(None, [options.get('prepend_text'), HARDWARE_SCRIPT]))
         return options
 
     def run_replicas(self):
@@ -174,7 +194,7 @@ class LammpsEnsembleWorkChain(WorkChain):
         calculation = CalculationFactory('lammps.raw')
         files = self.ctx.files
         options = self.job_options()
-        retrieve = [DUMP_FILE, THERMO_FILE, EQUILIBRATION_FILE]
+        retrieve = [DUMP_FILE, THERMO_FILE, EQUILIBRATION_FILE, HARDWARE_FILE]
         futures = {}
         scripts = sorted((key for key in files if key.startswith('script_')), key=lambda k: int(k.split('_')[1]))
         for key in scripts:
@@ -247,10 +267,11 @@ def msd_from_lammps_dumps(structure: orm.StructureData, parameters: orm.Dict, jo
     values = lammps_md_parameters(parameters.get_dict(), atoms.get_chemical_symbols())
     job_info = jobs.get_dict()
     names = sorted(job_info, key=lambda name: int(name.rsplit('_', 1)[-1]))
-    results = []
+    results, machines = [], []
     for name in names:
         job = job_info[name]
         folder = kwargs.get(name)
+        machines.append(read_hardware(file_content(folder, HARDWARE_FILE)))
         files = {key: file_content(folder, key) for key in (DUMP_FILE, THERMO_FILE, EQUILIBRATION_FILE, LAMMPS_STDOUT)}
         message = '' if job.get('exit_status') == 0 else f'job {job.get("pk")}: {job.get("exit_message") or "failed"}'
         if folder is None:
@@ -295,6 +316,7 @@ def msd_from_lammps_dumps(structure: orm.StructureData, parameters: orm.Dict, jo
             for i, name in enumerate(names)
         ],
         'atom_steps': sum(atom_steps),
+        'hardware': next((machine for machine in machines if machine), {}),
         'timing': {
             'loop_s': total_loop,
             'atom_steps_per_replica_s': sum(atom_steps) / total_loop if total_loop > 0 else None,

@@ -179,6 +179,8 @@ def test_lammps_scaling_and_its_plan(session_deepmd_model, engine_code, lpsc_cel
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
     scaling = results['scaling'].get_dict()
     assert scaling['engine'] == 'lammps'
+    assert scaling['hardware']['logical_cores'] == os.cpu_count()  # the job script's record of the machine
+    assert scaling['peak_rss_MB'] == [None, None, None]  # LAMMPS' own memory is not the process's: not recorded
     assert scaling['n_atoms'] == [8, 64, 256]
     assert scaling['seconds_per_step'][-1] > scaling['seconds_per_step'][0]
     assert {child.process_label for child in node.called if child.process_label != 'scaling_summary'} == {
