@@ -40,7 +40,8 @@ def _sizes(value: str) -> list[int | float]:
 
 def load_structure(value: str):
     """A StructureData from a pk/UUID, a shipped name (:data:`SHIPPED`; ``li3n`` is the 2×2×1 α-Li3N cell) or a file
-    ASE reads.
+    ASE reads. A new one (shipped or file) is left unstored: the launch stores it with the process, a refused launch
+    stores nothing.
 
     :raises ValueError: none of these.
     """
@@ -50,17 +51,17 @@ def load_structure(value: str):
     if value == 'li3n':
         from ..structures.nitride import li3n_structure
 
-        return li3n_structure().store()
+        return li3n_structure()
     if value in SHIPPED:
         from ..structures.argyrodite import li6ps5cl_structure
 
-        return li6ps5cl_structure(cell=value.split('-')[1]).store()
+        return li6ps5cl_structure(cell=value.split('-')[1])
     path = Path(value)
     if path.is_file():
         from ase.io import read
 
         try:
-            return orm.StructureData(ase=read(path)).store()
+            return orm.StructureData(ase=read(path))
         except Exception as exception:  # ASE raises many kinds for unreadable files
             raise ValueError(f'ASE cannot read {path}: {exception}') from exception
     try:

@@ -14,6 +14,10 @@ def n_studies() -> int:
     )
 
 
+def n_nodes() -> int:
+    return orm.QueryBuilder().append(orm.Node).count()
+
+
 @pytest.mark.parametrize(
     ('arguments', 'message'),
     [
@@ -28,9 +32,9 @@ def n_studies() -> int:
     ],
 )
 def test_bad_input_launches_nothing(cli, aiida_localhost, arguments, message):
-    before = n_studies()
+    before = n_studies(), n_nodes()
     assert message in cli.fails('launch', 'study', *arguments)
-    assert n_studies() == before
+    assert (n_studies(), n_nodes()) == before  # not even the structure is stored
 
 
 def test_missing_engine_codes_say_how_to_get_them(cli, own_computer):
@@ -53,9 +57,12 @@ def n_processes(label: str) -> int:
 def test_locality_and_scaling_launches_refuse_bad_input(cli, own_computer):
     """A node that is no model, a model without a registered engine code, a radius that is no number: one line
     each, nothing launched."""
+    from aiida_mlffdiff.calculations.evaluate import pretrained_model
+
     computer = own_computer('launch-diagnostics')
     not_a_model = orm.Int(3).store()
-    before = n_processes('LocalityWorkChain'), n_processes('ScalingWorkChain')
+    pretrained_model('7net-0')  # the catalogue's node, made once
+    before = n_processes('LocalityWorkChain'), n_processes('ScalingWorkChain'), n_nodes()
     line = cli.fails('launch', 'locality', str(not_a_model.pk), '--structure', 'li3n', '-Y', computer.label)
     assert 'is a Int, not an MlffModel' in line
     line = cli.fails('launch', 'locality', '7net-0', '--structure', 'li3n', '-Y', computer.label)
@@ -67,4 +74,11 @@ def test_locality_and_scaling_launches_refuse_bad_input(cli, own_computer):
     assert 'radii must be numbers in Å' in line
     line = cli.fails('launch', 'locality', '7net-0', '--structure', 'li3n', '-Y', computer.label)
     assert 'more than max_atoms 5000' in line  # SevenNet-0's default sweep reaches 2 × 25 Å
-    assert (n_processes('LocalityWorkChain'), n_processes('ScalingWorkChain')) == before
+    line = cli.fails('launch', 'scaling', '7net-0', '--structure', 'li3n', '--threads', '1,x', '-Y', computer.label)
+    assert "--threads takes comma-separated integers, got '1,x'" in line
+    line = cli.fails(
+        'launch', 'scaling', '7net-0', '--structure', 'li3n', '--replicas-per-batch', '1,4', '-Y', computer.label
+    )
+    assert "replicas_per_batch needs an engine that batches replicas (torchsim), not 'ase'" in line
+    after = n_processes('LocalityWorkChain'), n_processes('ScalingWorkChain'), n_nodes() - 1  # the code stored above
+    assert after == before
