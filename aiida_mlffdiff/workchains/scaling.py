@@ -244,6 +244,10 @@ class ScalingWorkChain(WorkChain):
         info = node.outputs.run_info
         timing = info['timing']
         rate = timing.get('production_atom_steps_per_replica_s') or timing.get('atom_steps_per_replica_s')
+        if not rate:  # e.g. a LAMMPS job whose log was not retrieved: no loop time
+            return self.exit_codes.ERROR_MD_FAILED.format(
+                message=f'{node.process_label}<{node.pk}> finished without a measured rate (no timing in run_info)'
+            )
         self.report(f'{info["n_atoms"]} atoms: {rate:.4g} atom-steps/s ({info["n_atoms"] / rate * 1000:.3g} ms/step)')
         self.ctx.run_infos[kind][f'{kind}_{self.ctx.index}'] = info
         self.ctx.index += 1
