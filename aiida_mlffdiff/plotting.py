@@ -272,7 +272,7 @@ def plot_scaling(scalings: dict[str, dict], path: str | Path, variations: dict[s
         color = f'C{index}'
         left.plot(n, hours, 'o-', color=color, label=f'{label} (slope {scaling["loglog_slope"]:.2f})')
         left.plot(n, hours[-1] * n / n[-1], ':', color=color, lw=1)
-        memory = [np.nan if m is None else m for m in scaling['peak_rss_MB']]  # None: not recorded (LAMMPS)
+        memory = [np.nan if m is None else m for m in scaling['peak_rss_MB']]  # None: not recorded
         right.plot(n, memory, 's-', color=color, label=label)
     left.set(xscale='log', yscale='log', xlabel='atoms', ylabel='wall time of 10⁶ MD steps (h, 1 replica, 1 core)',
              title='cost against size (dotted: O(N))')  # fmt: skip

@@ -153,6 +153,7 @@ def lammps_script(parameters: dict, types: Sequence[str], seed: int) -> str:
         f'fix production all print {stride} "${{step}} ${{temp}} ${{pe}} ${{ke}} ${{econs}}" '
         f'file {THERMO_FILE} screen no title "# step temperature_K pe_eV ke_eV conserved_eV"',
         f'run {n_production}',
+        'info memory',  # the process's peak resident memory, for the cost record
         '',
     ]
     return '\n'.join(lines)

@@ -26,7 +26,7 @@ STEPS_OF_THE_FIGURE = 1_000_000
 @calcfunction
 def scaling_summary(**run_infos: Dict) -> Dict:
     """Seconds per MD step of one replica (process time), atom-steps per second and peak memory (MB; None where the
-    engine does not record it, LAMMPS) per size, the log-log slope of the cost (1: O(N)) and the wall time of 10⁶
+    engine did not record it) per size, the log-log slope of the cost (1: O(N)) and the wall time of 10⁶
     steps (h), sorted by the number of atoms. The rate is that of the production (after the equilibration warmed the
     model up) where the engine records it.
 

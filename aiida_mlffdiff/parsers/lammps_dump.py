@@ -35,6 +35,7 @@ __all__ = (
 )
 
 LAMMPS_STDOUT = 'lammps.out'
+_PEAK_MEMORY = re.compile(r'Maximum resident set size:\s+(\S+)\s+Mbyte')
 _LOOP = re.compile(r'Loop time of\s+(\S+)\s+on\s+(\d+)\s+procs\s+for\s+(\d+)\s+steps\s+with\s+(\d+)\s+atoms')
 _VERSION = re.compile(r'^LAMMPS \((.+)\)', re.MULTILINE)
 
@@ -94,10 +95,12 @@ def read_thermo_file(text: str | None) -> np.ndarray:
 
 
 def lammps_run_stats(stdout: str | None) -> dict:
-    """LAMMPS version, the first ``ERROR`` line, and the summed loop wall time (s), steps and atoms of stdout."""
+    """LAMMPS version, the first ``ERROR`` line, the summed loop wall time (s), steps and atoms of stdout, and the
+    process's peak resident memory (MB, from ``info memory``; None without it)."""
     stdout = stdout or ''
     loops = [(float(m[0]), int(m[1]), int(m[2]), int(m[3])) for m in _LOOP.findall(stdout)]
     version = _VERSION.search(stdout)
+    peak = _PEAK_MEMORY.findall(stdout)
     error = next((line.strip() for line in stdout.splitlines() if line.lstrip().startswith('ERROR')), '')
     return {
         'version': version.group(1) if version else '',
@@ -106,6 +109,7 @@ def lammps_run_stats(stdout: str | None) -> dict:
         'steps': sum(loop[2] for loop in loops),
         'atoms': loops[0][3] if loops else 0,
         'processes': loops[0][1] if loops else 0,
+        'peak_rss_MB': float(peak[-1]) if peak else None,
     }
 
 

@@ -317,6 +317,9 @@ def msd_from_lammps_dumps(structure: orm.StructureData, parameters: orm.Dict, jo
         ],
         'atom_steps': sum(atom_steps),
         'hardware': next((machine for machine in machines if machine), {}),
+        'peak_rss_MB': {
+            f'replica_{i}': r['lammps']['peak_rss_MB'] for i, r in enumerate(results) if r['lammps'].get('peak_rss_MB')
+        },
         'timing': {
             'loop_s': total_loop,
             'atom_steps_per_replica_s': sum(atom_steps) / total_loop if total_loop > 0 else None,

@@ -59,6 +59,7 @@ def test_script_langevin_default():
     assert dump == f'dump frames all custom 20 {DUMP_FILE} id type xu yu zu vx vy vz fx fy fz'
     assert lines.index('reset_timestep 0') < lines.index(dump) < lines.index('run 2000')
     assert lines.index('run 500') < lines.index('reset_timestep 0')
+    assert lines.index('info memory') > lines.index('run 2000')  # the peak memory, after the production
     assert any(line.startswith('fix production all print 20') and THERMO_FILE in line for line in lines)
     assert any(line.startswith('fix equilibration all print 20') and EQUILIBRATION_FILE in line for line in lines)
     assert 'thermo 20' in lines

@@ -103,6 +103,9 @@ def test_thermo_and_stdout():
     assert stats['steps'] == 300
     assert stats['atoms'] == 12
     assert stats['error'].startswith('ERROR: Lost atoms')
+    assert stats['peak_rss_MB'] is None  # no `info memory` in that output
+    memory = 'Memory allocation information (MPI rank 0):\n\nMaximum resident set size: 623.7 Mbyte\n'
+    assert lammps_run_stats(STDOUT + memory)['peak_rss_MB'] == 623.7
 
 
 @pytest.mark.parametrize(

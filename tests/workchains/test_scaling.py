@@ -180,7 +180,7 @@ def test_lammps_scaling_and_its_plan(session_deepmd_model, engine_code, lpsc_cel
     scaling = results['scaling'].get_dict()
     assert scaling['engine'] == 'lammps'
     assert scaling['hardware']['logical_cores'] == os.cpu_count()  # the job script's record of the machine
-    assert scaling['peak_rss_MB'] == [None, None, None]  # LAMMPS' own memory is not the process's: not recorded
+    assert all(memory > 50 for memory in scaling['peak_rss_MB'])  # MB, LAMMPS' `info memory`: torch alone takes more
     assert scaling['n_atoms'] == [8, 64, 256]
     assert scaling['seconds_per_step'][-1] > scaling['seconds_per_step'][0]
     assert {child.process_label for child in node.called if child.process_label != 'scaling_summary'} == {
