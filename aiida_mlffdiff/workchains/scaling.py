@@ -4,10 +4,10 @@ Runs one short MD job per supercell, one after the other so that they do not com
 :class:`~aiida_mlffdiff.calculations.md_ensemble.MdEnsembleCalculation` for the ASE and torch-sim engines; for
 ``engine: lammps`` (DeePMD models only) a :class:`~aiida_mlffdiff.workchains.lammps_ensemble.LammpsEnsembleWorkChain`
 of one replica whose ``md.code`` is the LAMMPS code (its cost is LAMMPS' own loop time, its peak memory that of
-LAMMPS' ``info memory``; its job script records the hardware). ``scaling_summary`` gives the seconds per step, atom-steps per second and peak memory
-against the number of atoms, the log-log slope (1: O(N)) and the wall time of 10⁶ steps. Every job records the
-hardware it ran on; the chain's computer is that of its code. The planner (``aiida-mlffdiff plan``) predicts a
-protocol's cost from these measurements.
+LAMMPS' ``info memory``; its job script records the hardware). ``scaling_summary`` gives the seconds per step,
+atom-steps per second and peak memory against the number of atoms, the log-log slope (1: O(N)) and the wall time of
+10⁶ steps. Every job records the hardware it ran on; the chain's computer is that of its code. The planner
+(``aiida-mlffdiff plan``) predicts a protocol's cost from these measurements.
 
 Two optional dimensions are measured at the probe size (the median of the sizes), one job per value:
 
