@@ -76,17 +76,18 @@ def validate_inputs(value, _=None) -> str | None:
         return f'a scaling needs at least {MIN_SIZES} sizes spanning {MIN_SPAN}× in atoms; these give {n_atoms} atoms.'
     for name in ('replicas_per_batch', 'threads_per_worker'):
         values = value[name].get_list() if name in value else []
-        if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values) or len(set(values)) != len(
-            values
-        ):
+        counts = all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+        if not counts or len(set(values)) != len(values):
             return f'{name} must be distinct integers ≥ 1, got {values}.'
     largest = max(repeats, key=lambda r: r[0] * r[1] * r[2])
     parameters = value['parameters'].get_dict()
     if parameters.get('engine') == ENGINE_LAMMPS:
         if 'replicas_per_batch' in value or 'threads_per_worker' in value:
             return 'the lammps engine runs one replica and one thread per job: measure replicas and threads with ase.'
-        lammps = {'model': model, 'structure': structure, 'supercell': orm.List(largest), 'parameters': value[
-            'parameters'], 'code': value.get('md', {}).get('code')}  # fmt: skip
+        lammps = {
+            'model': model, 'structure': structure, 'supercell': orm.List(largest),
+            'parameters': value['parameters'], 'code': value.get('md', {}).get('code'),
+        }  # fmt: skip
         return validate_lammps_inputs(lammps)
     problem, engine = md_problem(model, structure, orm.List(largest), parameters)
     if problem is None and 'replicas_per_batch' in value and engine != 'torchsim':
