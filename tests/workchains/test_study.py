@@ -32,12 +32,15 @@ def primitive():
 
 
 @pytest.fixture
-def stand_in_codes(aiida_localhost):
-    """Codes for every key of a study that are never run (builder and validation tests)."""
+def stand_in_codes(own_computer):
+    """Codes for every key of a study that are never run (builder and validation tests), on a computer of their
+    own: the engine tests register real codes (torch-sim ones too) on the test localhost, which would change the
+    MD engine the builder picks."""
+    computer = own_computer('study-stand-ins')
 
     def code(label, plugin=None):
         return orm.InstalledCode(
-            label=label, computer=aiida_localhost, filepath_executable='/bin/true', default_calc_job_plugin=plugin
+            label=label, computer=computer, filepath_executable='/bin/true', default_calc_job_plugin=plugin
         ).store()
 
     keys = code_keys(['mace', 'nequip', 'deepmd'], ['chgnet-0.3.0'])
