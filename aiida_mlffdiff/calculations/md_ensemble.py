@@ -53,8 +53,9 @@ Parameters (``parameters`` Dict, checked at submission; units in the names):
   against, and active only with, the exact versions of ``FAST_PATH_PROVEN`` in the driver, which the environments
   pin; otherwise the job runs the upstream path and its ``run_info`` says why (``fast_path``).
 - ``threads_per_worker`` (default 1, ≥ 1): torch/OpenMP/BLAS threads of each worker process (exported in the job
-  script and set by the driver); the job uses ``num_mpiprocs_per_machine`` × this many cores. One thread per
-  process is what the throughput measurements found fastest for these model sizes on CPU (a scaling measures it).
+  script and set by the driver); the job uses ``num_mpiprocs_per_machine`` × this many cores. With at least as many
+  replicas as cores, one thread per process uses the cores best: a second thread gave one worker 0.86-1.63× its
+  throughput (MACE, DeePMD, NequIP at 108 atoms, docs/diagnostics.md), a second worker gives 2×.
 
 Submission errors: bad parameters, mobile species absent, species not covered by the model, a non-periodic
 cell, atoms closer than 0.5 Å, an engine that does not run the model's architecture (or a NequIP model compiled
