@@ -21,11 +21,12 @@ from .utils import echo_json
 @click.option('--parallel', type=int, default=1, show_default=True, help='Replicas running at once.')
 @click.option('--computer', default='localhost', show_default=True, help='Computer the scaling was measured on.')
 @click.option('--engine', default=None, help='MD engine the scaling was measured with [the newest of any].')
+@click.option('--cores-per-node', type=int, default=None, help="For node-hours [the measured machine's cores].")
 @click.option('--json', 'as_json', is_flag=True, help='Print the plan as JSON.')
 @decorators.with_dbenv()
 def plan_command(
     model_id, atoms, replicas, temperatures, production_ps, equilibration_ps, timestep_fs, sampling_fs, parallel,
-    computer, engine, as_json,
+    computer, engine, cores_per_node, as_json,
 ):  # fmt: skip
     """Predict the cost of REPLICAS × PRODUCTION-PS of MD at ATOMS atoms with MODEL on COMPUTER, from the model's
     ScalingWorkChain measured there (one replica per process, the process-time cost per step)."""
@@ -60,16 +61,20 @@ def plan_command(
             f'scaling {model.pk} --structure ... --computer {computer}{" --engine " + engine if engine else ""}` first.'
         )
     chain, scaling = found
+    hardware = scaling.get('hardware', {})
+    cores = cores_per_node or hardware.get('logical_cores')
+    if cores is not None and cores < 1:
+        echo.echo_critical(f'--cores-per-node must be at least 1, got {cores}.')
     result = plan(
         scaling, atoms, replicas=replicas, production_ps=production_ps, timestep_fs=timestep_fs,
         equilibration_ps=equilibration_ps, sampling_interval_fs=sampling_fs, parallel_replicas=parallel,
         temperatures=temperatures,
     )  # fmt: skip
     result.update(scaling_pk=chain.pk, computer=computer, model=model.describe(), engine=scaling.get('engine'))
+    result.update(cores_per_node=cores, node_hours=result['core_hours'] / cores if cores else None)
     if as_json:
         echo_json(result)
         return
-    hardware = scaling.get('hardware', {})
     echo.echo(
         f'{model.describe()}, {scaling.get("engine", "?")} engine, on {computer} ({hardware.get("cpu_model", "?")}), '
         f'ScalingWorkChain<{chain.pk}>:'
@@ -83,6 +88,7 @@ def plan_command(
         f'  {result["replica_runs"]} replica runs × {result["steps_per_replica"]:.4g} steps: '
         f'{result["process_hours"]:.4g} process-hours, wall {result["wall_hours"]:.4g} h with {parallel} at once, '
         f'{result["core_hours"]:.4g} core-hours'
+        + (f', {result["node_hours"]:.4g} node-hours ({cores} cores per node)' if cores else '')
     )
     echo.echo(f'  trajectories (all atoms, float64): {result["storage_bytes"] / 1e9:.3g} GB')
     if result['size_range'] == 'extrapolated':

@@ -101,8 +101,12 @@ def test_scaling_on_three_sizes_and_the_plan_from_it(
     assert expected >= seconds[-1] * 416 / 256 * (1 - 1e-12)  # beyond the measured sizes: at least linear
     assert plan['seconds_per_step'] == pytest.approx(expected)
     assert plan['process_hours'] == pytest.approx(300 * 35_000 * expected / 3600)
+    assert plan['node_hours'] == pytest.approx(plan['core_hours'] / os.cpu_count())  # the measured machine's cores
+    wide = json.loads(runner.invoke(cmd_root, [*arguments, '--json', '--cores-per-node', '128']).output)
+    assert wide['node_hours'] == pytest.approx(plan['core_hours'] / 128)
     text = runner.invoke(cmd_root, arguments)
     assert 'process-hours' in text.output
+    assert f'node-hours ({os.cpu_count()} cores per node)' in text.output
     assert 'extrapolated' in text.output
     elsewhere = runner.invoke(cmd_root, [*arguments[:-1], 'cluster'])
     assert elsewhere.exit_code != 0
