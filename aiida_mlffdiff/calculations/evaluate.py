@@ -25,7 +25,7 @@ from ..drivers import driver_path
 from ..environments.engines import ENGINES
 from .driver import DriverCalculation
 
-__all__ = ('PRETRAINED_MODELS', 'EvaluateCalculation', 'pretrained_model')
+__all__ = ('PRETRAINED_MODELS', 'EvaluateCalculation', 'ModelDriverCalculation', 'pretrained_model')
 
 #: Extra of an ``InstalledCode`` naming its engine environment (set by ``register_codes``).
 ENGINE_EXTRA = 'mlffdiff_engine'
@@ -135,56 +135,34 @@ def model_code_problem(model: MlffModel, code) -> str | None:
     return None
 
 
-class EvaluateCalculation(DriverCalculation):
-    """Evaluate an MLFF model on every configuration of a training set (energies eV, forces eV/Å, stress eV/Å³)."""
+class ModelDriverCalculation(DriverCalculation):
+    """What EvaluateCalculation and PredictCalculation share: the model input, the thread count, the model's own
+    engine environment and the command line of the ``evaluate_model.py`` driver on the configurations file."""
 
     _DRIVER = 'evaluate_model.py'
-    _DATASET = _INPUT = 'dataset.extxyz'
     _PREDICTIONS = _OUTPUT = 'predictions.npz'
     _INFO = 'evaluate.json'
     _STDOUT = 'evaluate.out'
     _STDERR = 'evaluate.err'
-    _PARSER = 'mlffdiff.evaluate'
+    _DATASET = _INPUT = ''  # the configurations file of the subclass
 
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('model', valid_type=MlffModel, help='The model to evaluate (a file-based or a pretrained one).')
-        spec.input(
-            'dataset',
-            valid_type=TrainingSet,
-            help='Configurations with reference energies (eV), forces (eV/Å) and, optionally, stresses (eV/Å³).',
-        )
+        spec.input('model', valid_type=MlffModel, help='The model (a file-based or a pretrained one).')
         spec.input(
             'metadata.options.num_threads',
             valid_type=int,
             default=1,
             help='Threads of the engine process (torch, OpenMP, BLAS); one process per core is fastest on CPU.',
         )
-        spec.inputs.validator = validate_inputs
-
-        spec.output('metrics', valid_type=orm.Dict, help='Error metrics, units in the keys (meV/atom, meV/Å, …).')
-        spec.output(
-            'parity',
-            valid_type=orm.ArrayData,
-            help='Reference and predicted energies per atom (eV) and force components (eV/Å), and stresses.',
-        )
         spec.output('run_info', valid_type=orm.Dict, help='Versions, thread counts and timings (s) of the run.')
-        spec.default_output_node = 'metrics'
-
-        # An unreadable dataset or inconsistent output is not a result either (300 and 310: DriverCalculation).
         # Non-finite predictions (340) are a deterministic property of the model and the data and stay cacheable.
-        spec.exit_code(
-            320,
-            'ERROR_EVALUATION_FAILED',
-            invalidates_cache=True,
-            message='The dataset could not be read or evaluated: {message}',
-        )
         spec.exit_code(
             330,
             'ERROR_INCONSISTENT_OUTPUT',
             invalidates_cache=True,
-            message='The predictions do not match the dataset: {message}',
+            message='The predictions do not match the configurations: {message}',
         )
         spec.exit_code(
             340,
@@ -214,6 +192,38 @@ class EvaluateCalculation(DriverCalculation):
             '--threads',
             str(self.inputs.metadata.options.num_threads),
         ]
+
+
+class EvaluateCalculation(ModelDriverCalculation):
+    """Evaluate an MLFF model on every configuration of a training set (energies eV, forces eV/Å, stress eV/Å³)."""
+
+    _DATASET = _INPUT = 'dataset.extxyz'
+    _PARSER = 'mlffdiff.evaluate'
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            'dataset',
+            valid_type=TrainingSet,
+            help='Configurations with reference energies (eV), forces (eV/Å) and, optionally, stresses (eV/Å³).',
+        )
+        spec.inputs.validator = validate_inputs
+
+        spec.output('metrics', valid_type=orm.Dict, help='Error metrics, units in the keys (meV/atom, meV/Å, …).')
+        spec.output(
+            'parity',
+            valid_type=orm.ArrayData,
+            help='Reference and predicted energies per atom (eV) and force components (eV/Å), and stresses.',
+        )
+        spec.default_output_node = 'metrics'
+        # An unreadable dataset or inconsistent output is not a result either (300 and 310: DriverCalculation).
+        spec.exit_code(
+            320,
+            'ERROR_EVALUATION_FAILED',
+            invalidates_cache=True,
+            message='The dataset could not be read or evaluated: {message}',
+        )
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write the driver, copy the model file(s) and the dataset from the repository, and set the command line."""

@@ -13,10 +13,8 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo
 from aiida.common.folders import Folder
 
-from ..data.mlff_model import MlffModel
 from ..drivers import driver_path
-from .driver import DriverCalculation
-from .evaluate import model_code_problem
+from .evaluate import ModelDriverCalculation, model_code_problem
 
 __all__ = ('PredictCalculation', 'trajectory_atoms')
 
@@ -47,31 +45,19 @@ def validate_inputs(value, _=None) -> str | None:
     return model_code_problem(model, code)
 
 
-class PredictCalculation(DriverCalculation):
+class PredictCalculation(ModelDriverCalculation):
     """Predict energies (eV), forces (eV/Å) and stresses (eV/Å³) of every configuration of a TrajectoryData."""
 
-    _DRIVER = 'evaluate_model.py'
     _DATASET = _INPUT = 'configurations.extxyz'
-    _PREDICTIONS = _OUTPUT = 'predictions.npz'
-    _INFO = 'evaluate.json'
-    _STDOUT = 'evaluate.out'
-    _STDERR = 'evaluate.err'
     _PARSER = 'mlffdiff.predict'
 
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('model', valid_type=MlffModel, help='The model (a file-based or a pretrained one).')
         spec.input(
             'configurations',
             valid_type=orm.TrajectoryData,
             help='Periodic configurations of the same atoms: positions (Å) and one cell (Å) per configuration.',
-        )
-        spec.input(
-            'metadata.options.num_threads',
-            valid_type=int,
-            default=1,
-            help='Threads of the engine process (torch, OpenMP, BLAS); one process per core is fastest on CPU.',
         )
         spec.inputs.validator = validate_inputs
         spec.output(
@@ -79,21 +65,9 @@ class PredictCalculation(DriverCalculation):
             valid_type=orm.ArrayData,
             help='energy_eV (n,), forces_eV_A (n, atoms, 3) and, if the model gives them, stress_eV_A3 (n, 6, Voigt).',
         )
-        spec.output('run_info', valid_type=orm.Dict, help='Versions, thread counts and timings (s) of the run.')
         spec.exit_code(
             320, 'ERROR_EVALUATION_FAILED', invalidates_cache=True, message='The evaluation failed: {message}'
         )
-        spec.exit_code(
-            330,
-            'ERROR_INCONSISTENT_OUTPUT',
-            invalidates_cache=True,
-            message='The predictions do not match the configurations: {message}',
-        )
-        spec.exit_code(340, 'ERROR_NON_FINITE_PREDICTIONS', message='The model predicted NaN or inf: {message}')
-
-    def environment_name(self) -> str:
-        """The model's own engine environment."""
-        return self.inputs.model.engine
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write the driver and the configurations (extxyz), copy the model file(s), set the command line."""
@@ -102,11 +76,5 @@ class PredictCalculation(DriverCalculation):
         folder.insert_path(str(driver_path('evaluate_model')), self._DRIVER)
         with folder.open(self._DATASET, 'w') as handle:
             write(handle, trajectory_atoms(self.inputs.configurations), format='extxyz')
-        model = self.inputs.model
-        source = ['--pretrained', model.model_name] if model.pretrained else ['--model', model.filename]
         threads = self.inputs.metadata.options.num_threads
-        cmdline = [
-            self._DRIVER, '--architecture', model.architecture, *source, '--data', self._DATASET,
-            '--output', self._PREDICTIONS, '--info', self._INFO, '--threads', str(threads),
-        ]  # fmt: skip
-        return self.driver_calcinfo(cmdline, self.model_copy_list(), threads=threads)
+        return self.driver_calcinfo(self.cmdline(), self.model_copy_list(), threads=threads)
