@@ -296,3 +296,89 @@ def plot_scaling(scalings: dict[str, dict], path: str | Path, variations: dict[s
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+#: At most this many force constants are drawn per model in a parity panel (a fixed random subset beyond it).
+PARITY_POINTS = 20000
+
+
+def _parity_subset(reference: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    reference, predicted = np.ravel(reference), np.ravel(predicted)
+    if reference.size > PARITY_POINTS:
+        chosen = np.random.default_rng(0).choice(reference.size, PARITY_POINTS, replace=False)
+        reference, predicted = reference[chosen], predicted[chosen]
+    return reference, predicted
+
+
+def plot_force_constants(sources: dict[str, dict], metrics: dict[str, dict], path: str | Path) -> Path:
+    """Models against DFT: Φ2 parity (eV/Å²), Φ3 parity (eV/Å³), phonon bands overlaid (THz) and the DOS.
+
+    :param sources: ``'dft'`` and each model key → ``fc2``, ``fc3`` (or None) compact arrays and the ``phonons``
+        arrays/attributes of a ForceConstantsWorkChain (``band_distances``, ``band_frequencies_THz``,
+        ``band_segment_lengths``, ``band_labels``, ``mesh_frequencies_THz``, ``mesh_weights``).
+    :param metrics: model key → its ``metrics`` Dict (R², MAE and RMSE in the legends).
+    """
+    from .analysis.force_constants import gaussian_dos
+
+    reference = sources['dft']
+    models = [key for key in sources if key != 'dft']
+    figure, axes = plt.subplots(2, 2, figsize=(11, 8.5))
+    for axis, order, unit in ((axes[0, 0], 'fc2', 'eV/Å²'), (axes[0, 1], 'fc3', 'eV/Å³')):
+        if reference.get(order) is None:
+            axis.text(0.5, 0.5, f'{order}: not computed', ha='center', va='center', transform=axis.transAxes)
+            axis.set_axis_off()
+            continue
+        low, high = float(np.min(reference[order])), float(np.max(reference[order]))
+        for index, key in enumerate(models):
+            if sources[key].get(order) is None:
+                continue
+            x, y = _parity_subset(reference[order], sources[key][order])
+            entry = metrics.get(key, {}).get(order, {})
+            label = f'{key}: R² {entry.get("r2", float("nan")):.3f}, MAE {entry.get("mae", float("nan")):.2g} {unit}'
+            axis.plot(x, y, '.', ms=2, alpha=0.5, color=f'C{index}', label=label)
+            low, high = min(low, float(y.min())), max(high, float(y.max()))
+        axis.plot([low, high], [low, high], 'k-', lw=0.8)
+        axis.set(xlabel=f'DFT Φ{order[-1]} ({unit})', ylabel=f'model Φ{order[-1]} ({unit})',
+                 title=f'{"second" if order == "fc2" else "third"}-order force constants')  # fmt: skip
+        axis.legend(frameon=False, fontsize='small', markerscale=4)
+    bands_axis, dos_axis = axes[1, 0], axes[1, 1]
+    lengths = reference['band_segment_lengths']
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    distances = reference['band_distances']
+    for index, key in enumerate(['dft', *models]):
+        frequencies = sources[key]['band_frequencies_THz']
+        color = 'k' if key == 'dft' else f'C{index - 1}'
+        rmse = metrics.get(key, {}).get('phonons', {}).get('band_rmse_THz')
+        label = 'DFT' if key == 'dft' else f'{key}: RMSE {rmse:.2f} THz' if rmse is not None else key
+        for segment in range(len(lengths)):
+            piece = slice(starts[segment], starts[segment + 1])
+            bands_axis.plot(distances[piece], frequencies[piece], color=color, lw=1.2 if key == 'dft' else 0.9,
+                            ls='-' if key == 'dft' else '--', label=label if segment == 0 else None)  # fmt: skip
+    ticks = [distances[start] for start in starts[:-1]] + [distances[-1]]
+    labels = reference.get('band_labels') or []
+    bands_axis.set_xticks(ticks)
+    if len(labels) == len(ticks):
+        bands_axis.set_xticklabels(labels)
+    for tick in ticks:
+        bands_axis.axvline(tick, color='grey', lw=0.5)
+    handles, names = bands_axis.get_legend_handles_labels()
+    unique = dict(zip(names, handles, strict=True))
+    bands_axis.legend(unique.values(), unique.keys(), frameon=False, fontsize='small')
+    bands_axis.axhline(0, color='grey', lw=0.5)
+    bands_axis.set(xlim=(distances[0], distances[-1]), ylabel='frequency (THz)', title='phonon bands (dashed: models)')
+    top = max(float(np.max(source['mesh_frequencies_THz'])) for source in sources.values()) + 1.0
+    bottom = min(0.0, min(float(np.min(source['mesh_frequencies_THz'])) for source in sources.values())) - 0.5
+    grid = np.linspace(bottom, top, 400)
+    for index, key in enumerate(['dft', *models]):
+        dos = gaussian_dos(sources[key]['mesh_frequencies_THz'], sources[key]['mesh_weights'], grid, 0.2)
+        overlap = metrics.get(key, {}).get('phonons', {}).get('dos_overlap')
+        label = 'DFT' if key == 'dft' else f'{key}: overlap {overlap:.2f}' if overlap is not None else key
+        dos_axis.plot(grid, dos, color='k' if key == 'dft' else f'C{index - 1}', label=label)
+    dos_axis.set(
+        xlabel='frequency (THz)', ylabel='DOS (states/THz per primitive cell)', title='phonon DOS (σ = 0.2 THz)'
+    )
+    dos_axis.legend(frameon=False, fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

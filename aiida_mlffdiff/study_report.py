@@ -466,6 +466,69 @@ def format_locality(tests: list[dict]) -> str:
     return '\n'.join(lines)
 
 
+#: Process label of the force-constant benchmark whose metrics the report shows next to each row.
+FORCE_CONSTANTS_LABEL = 'ForceConstantsWorkChain'
+
+
+def study_force_constants(study: orm.WorkflowNode, rows: list[dict] | None = None) -> list[dict]:
+    """The force-constant benchmarks (ForceConstantsWorkChain with a DFT reference) of the study's models, found
+    through the provenance graph: per row and benchmark the Φ2/Φ3 errors against DFT (R², MAE), the phonon RMSE (THz)
+    and, from the row, the test force RMSE (meV/Å) and |ln D/D_ref| of :func:`transport_correlation`."""
+    models = {link.node.pk: link.link_label.removeprefix('models__') for link in study.base.links.get_outgoing(
+        link_label_filter='models__%').all()}  # fmt: skip
+    if not models:
+        return []
+    query = orm.QueryBuilder()
+    query.append(MlffModel, filters={'id': {'in': list(models)}}, tag='model', project='id')
+    query.append(
+        orm.WorkflowNode,
+        with_incoming='model',
+        edge_filters={'label': {'like': 'models__%'}},
+        edge_project='label',
+        filters={'attributes.process_label': FORCE_CONSTANTS_LABEL},
+        tag='chain',
+        project='*',
+    )
+    rows = rows if rows is not None else study_rows(study)
+    by_label = {row['label']: row for row in rows}
+    transport = {pair[0]: pair[2] for pair in transport_correlation(rows).get('pairs', [])}
+    found = []
+    for model_pk, chain, edge in sorted(query.all(), key=lambda item: item[1].pk):
+        key = edge.removeprefix('models__')
+        if 'metrics' not in chain.outputs or key not in chain.outputs.metrics:
+            continue
+        metrics = chain.outputs.metrics[key].get_dict()
+        label = models[model_pk]
+        row = by_label.get(label, {})
+        found.append({
+            'label': label,
+            'pk': chain.pk,
+            'fc2': {name: metrics['fc2'][name] for name in ('r2', 'mae', 'rmse')},
+            'fc3': {name: metrics['fc3'][name] for name in ('r2', 'mae', 'rmse')} if 'fc3' in metrics else None,
+            'phonon_rmse_THz': metrics['phonons']['mesh_rmse_THz'],
+            'force_rmse_meV_A': row.get('force_rmse_meV_A'),
+            'abs_ln_D_over_D_ref': transport.get(label),
+        })  # fmt: skip
+    return found
+
+
+def format_force_constants(benchmarks: list[dict]) -> str:
+    """One line per model: harmonic (Φ2), anharmonic (Φ3) and transport errors side by side."""
+    lines = []
+    for entry in benchmarks:
+        fc2, fc3 = entry['fc2'], entry['fc3']
+        third = f'Φ3 R² {fc3["r2"]:.3f}, MAE {fc3["mae"]:.2g} eV/Å³' if fc3 else 'Φ3 not computed'
+        force = entry['force_rmse_meV_A']
+        transport = entry['abs_ln_D_over_D_ref']
+        lines.append(
+            f'force constants {entry["label"]} (ForceConstantsWorkChain<{entry["pk"]}>, against DFT): Φ2 R² '
+            f'{fc2["r2"]:.3f}, MAE {fc2["mae"]:.2g} eV/Å²; {third}; phonons {entry["phonon_rmse_THz"]:.2f} THz; '
+            f'force RMSE {_value(force)} meV/Å; |ln D/D_ref| '
+            + (f'{transport:.2f}' if transport is not None else 'unresolved')
+        )
+    return '\n'.join(lines)
+
+
 def study_label_errors(study: orm.WorkflowNode) -> dict[str, dict]:
     """Per ``<functional>_<level>``: that level's labels against the reference level of the same configurations
     (the study's ``label_errors`` outputs; empty without reference levels)."""

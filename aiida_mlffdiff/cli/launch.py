@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from aiida.cmdline.utils import decorators, echo
 from . import cmd_root
 
 #: Shipped structures ``--structure`` accepts by name.
-SHIPPED = ('li6ps5cl-primitive', 'li6ps5cl-conventional', 'li3n')
+SHIPPED = ('li6ps5cl-primitive', 'li6ps5cl-conventional', 'li3n', 'li2s-primitive', 'li2s-conventional')
 
 
 def _names(value: str) -> list[str]:
@@ -39,7 +40,8 @@ def _sizes(value: str) -> list[int | float]:
 
 
 def load_structure(value: str):
-    """A StructureData from a pk/UUID, a shipped name (:data:`SHIPPED`; ``li3n`` is the 2×2×1 α-Li3N cell) or a file
+    """A StructureData from a pk/UUID, a shipped name (:data:`SHIPPED`; ``li3n`` is the 2×2×1 α-Li3N cell, ``li2s-*``
+    antifluorite Li2S) or a file
     ASE reads. A new one (shipped or file) is left unstored: the launch stores it with the process, a refused launch
     stores nothing.
 
@@ -52,6 +54,10 @@ def load_structure(value: str):
         from ..structures.nitride import li3n_structure
 
         return li3n_structure()
+    if value.startswith('li2s-') and value in SHIPPED:
+        from ..structures.sulfide import li2s_structure
+
+        return li2s_structure(cell=value.split('-')[1])
     if value in SHIPPED:
         from ..structures.argyrodite import li6ps5cl_structure
 
@@ -309,6 +315,77 @@ def launch_locality(model, structure, radii, samples, amplitude, receptive_field
     except ValueError as exception:
         echo.echo_critical(str(exception))
     _check_and_launch(LocalityWorkChain, builder, daemon, 'aiida-mlffdiff plot {pk}')
+
+
+@launch.command('force-constants')
+@click.option('-s', '--structure', required=True, help=f'Ordered unit cell: pk/UUID, a file, or {" | ".join(SHIPPED)}.')
+@click.option('--supercell', required=True, help='Repetitions, e.g. 2,2,2 (each model needs a width ≥ 2 × its cutoff).')
+@click.option('-m', '--model', 'models', multiple=True, help='A model: pk/UUID or a pretrained name (repeatable).')
+@click.option('--dft/--no-dft', default=True, show_default=True, help='Compute the DFT reference (Quantum ESPRESSO).')
+@click.option('-F', '--functional', default='pbe', show_default=True, help='DFT functional.')
+@click.option(
+    '-p', '--protocol', default='moderate', show_default=True, help='DFT protocol: fast | moderate | precise.'
+)
+@click.option('--orders', type=click.Choice(['2', '2,3']), default='2,3', show_default=True)
+@click.option('--distance', type=float, default=0.03, show_default=True, help='Displacement of every atom (Å).')
+@click.option('--snapshots', type=int, default=1, show_default=True, help='Random ±u snapshot pairs.')
+@click.option('--fc3-cutoff', type=float, default=None, help='Pair cutoff of Φ3 (Å) [the whole supercell].')
+@click.option('--mpi', type=int, default=1, show_default=True, help='MPI ranks of each pw.x.')
+@click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the codes.')
+@click.option('-d', '--daemon', is_flag=True, help='Submit to the daemon and return (else run here).')
+@decorators.with_dbenv()
+def launch_force_constants(
+    structure,
+    supercell,
+    models,
+    dft,
+    functional,
+    protocol,
+    orders,
+    distance,
+    snapshots,
+    fc3_cutoff,
+    mpi,
+    computer,
+    daemon,
+):
+    """2nd- and 3rd-order force constants of DFT and of each MODEL on the same displaced supercells."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    from ..environments.engines import setup_label
+    from ..environments.pseudos import DEFAULT_PSEUDO_FAMILY
+    from ..workchains.force_constants import ForceConstantsWorkChain
+
+    try:
+        repetitions = _integers(supercell, '--supercell') or []
+        nodes, codes = {}, {}
+        for name in models:
+            node, code = _model_and_code(name, lambda node: node.engine, computer)
+            key = node.architecture if node.pretrained else f'{node.architecture}_{node.pk}'
+            nodes[key], codes[key] = node, code
+        dft_code, options = None, None
+        if dft:
+            try:
+                dft_code = orm.load_code(setup_label('qe', 'pw', computer))
+            except NotExistent as exception:
+                raise ValueError(f'no pw.x code: run `aiida-mlffdiff setup` ({exception}).') from exception
+            if mpi > 1:
+                options = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': mpi}, 'withmpi': True}
+                if os.geteuid() == 0:  # Open MPI refuses root unless told (containers, CI)
+                    options['environment_variables'] = {
+                        'OMPI_ALLOW_RUN_AS_ROOT': '1',
+                        'OMPI_ALLOW_RUN_AS_ROOT_CONFIRM': '1',
+                    }
+        builder = ForceConstantsWorkChain.get_builder_from_protocol(
+            load_structure(structure), repetitions, models=nodes, model_codes=codes, dft_code=dft_code,
+            functional=functional, protocol=protocol, dft_options=options, pseudo_family=DEFAULT_PSEUDO_FAMILY,
+            parameters={'orders': [int(order) for order in orders.split(',')], 'distance_A': distance,
+                        'number_of_snapshots': snapshots, 'fc3_cutoff_A': fc3_cutoff},
+        )  # fmt: skip
+    except ValueError as exception:
+        echo.echo_critical(str(exception))
+    _check_and_launch(ForceConstantsWorkChain, builder, daemon, 'aiida-mlffdiff plot {pk}')
 
 
 def _integers(text: str, option: str) -> list[int] | None:

@@ -14,7 +14,8 @@ from ..data.msd import MsdData
 from . import cmd_root
 
 PLOTTABLE = (
-    'a study (MlffDiffusionStudyWorkChain), a LocalityWorkChain or its locality Dict, a ScalingWorkChain, a '
+    'a study (MlffDiffusionStudyWorkChain), a ForceConstantsWorkChain, a LocalityWorkChain or its locality Dict, '
+    'a ScalingWorkChain, a '
     'compute_diffusion or '
     'fit_arrhenius call, its output Dict, a pooled MSD ArrayData or an MsdData node'
 )
@@ -100,16 +101,41 @@ def _training_choice_plots(study: Node, chains: dict, series: dict, directory: P
     return paths
 
 
+def force_constant_sources(chain: Node) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The force constants and phonons of every source of a finished ForceConstantsWorkChain, and its metrics."""
+    if 'phonons' not in chain.outputs or 'dft' not in chain.outputs.phonons:
+        raise ValueError(
+            f'ForceConstantsWorkChain<{chain.pk}> has no DFT force constants to compare with (state '
+            f'{chain.process_state.value}, exit status {chain.exit_status}).'
+        )
+    sources = {}
+    for key, phonons in chain.outputs.phonons.items():
+        entry = {name: phonons.get_array(name) for name in phonons.get_arraynames()}
+        entry['band_segment_lengths'] = phonons.base.attributes.get('band_segment_lengths')
+        entry['band_labels'] = phonons.base.attributes.get('band_labels')
+        entry['fc2'] = chain.outputs.fc2[key].force_constants
+        fc3 = chain.outputs.fc3.get(key) if 'fc3' in chain.outputs else None
+        entry['fc3'] = fc3.get_array('fc3_eV_A3') if fc3 is not None else None
+        sources[key] = entry
+    sources = {'dft': sources.pop('dft'), **sources}
+    metrics = (
+        {key: node.get_dict() for key, node in chain.outputs.metrics.items()} if 'metrics' in chain.outputs else {}
+    )
+    return sources, metrics
+
+
 def plot_node(node: Node, output: Path) -> Path:
     """Write the plot that fits ``node`` (see :data:`PLOTTABLE`): Arrhenius for an Arrhenius fit, else MSD.
 
     :raises ValueError: for any other node, or an output path in a directory that does not exist.
     """
-    from ..plotting import plot_arrhenius, plot_locality, plot_msd, plot_scaling
+    from ..plotting import plot_arrhenius, plot_force_constants, plot_locality, plot_msd, plot_scaling
 
     output = Path(output)
     if not output.parent.is_dir():
         raise ValueError(f'cannot write {output}: the directory {output.parent} does not exist.')
+    if getattr(node, 'process_label', None) == 'ForceConstantsWorkChain':
+        return plot_force_constants(*force_constant_sources(node), output)
     if getattr(node, 'process_label', None) == 'LocalityWorkChain':
         if 'locality' not in node.outputs:
             raise ValueError(f'LocalityWorkChain<{node.pk}> has no locality output (state {node.process_state}).')
@@ -154,8 +180,8 @@ def plot_node(node: Node, output: Path) -> Path:
 )
 @decorators.with_dbenv()
 def plot(node, output):
-    """Plot NODE: a study (Arrhenius of all rows + MSDs), a locality test, an Arrhenius fit, or a diffusion result /
-    MSD node."""
+    """Plot NODE: a study (Arrhenius of all rows + MSDs), force constants against DFT, a locality test, an Arrhenius
+    fit, or a diffusion result / MSD node."""
     from ..study_report import STUDY_LABEL
 
     try:

@@ -23,9 +23,11 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
     force RMSE predicts transport (Spearman ρ with a bootstrap interval)."""
     from ..study_report import (
         format_correlation,
+        format_force_constants,
         format_label_errors,
         format_locality,
         format_table,
+        study_force_constants,
         study_label_errors,
         study_locality,
         study_rows,
@@ -46,6 +48,7 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
         rows, reference=reference_row, reference_d_cm2_s=reference_d, temperature_K=temperature
     )
     locality = study_locality(study)
+    force_constants = study_force_constants(study, rows)
     label_errors = study_label_errors(study)
     if as_json:
         echo_json(
@@ -55,6 +58,7 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
                 'failed': failed,
                 'transport_correlation': correlation,
                 'locality': locality,
+                'force_constants': force_constants,
                 'label_errors': label_errors,
             }
         )
@@ -75,5 +79,7 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
         echo.echo(format_correlation(correlation))
     if locality:
         echo.echo(format_locality(locality))
+    if force_constants:
+        echo.echo(format_force_constants(force_constants))
     for label, reason in failed.items():
         echo.echo_warning(f'{label}: {reason}')

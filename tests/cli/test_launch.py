@@ -82,3 +82,26 @@ def test_locality_and_scaling_launches_refuse_bad_input(cli, own_computer):
     assert "replicas_per_batch needs an engine that batches replicas (torchsim), not 'ase'" in line
     after = n_processes('LocalityWorkChain'), n_processes('ScalingWorkChain'), n_nodes() - 1  # the code stored above
     assert after == before
+
+
+def test_force_constants_launch_refuses_bad_input(cli, own_computer):
+    """A supercell narrower than twice the model cutoff, no pw.x code, a bad amplitude, a non-integer supercell:
+    one line each, nothing stored (the shipped Li2S cell stays unstored)."""
+    from aiida_mlffdiff.calculations.evaluate import pretrained_model
+
+    computer = own_computer('launch-force-constants')
+    pretrained_model('7net-0')
+    orm.InstalledCode(label='mlffdiff-pretrained-python', computer=computer, filepath_executable='/bin/true').store()
+    before = n_processes('ForceConstantsWorkChain'), n_nodes()
+    common = ['launch', 'force-constants', '-s', 'li2s-conventional', '-m', '7net-0', '-Y', computer.label]
+    line = cli.fails(*common, '--supercell', '1,1,1', '--no-dft')
+    assert 'less than twice the model cutoff (2 × 5 Å)' in line
+    assert 'supercell_matrix [2, 2, 2]' in line
+    line = cli.fails(*common, '--supercell', '2,2,2')
+    assert 'no pw.x code: run `aiida-mlffdiff setup` (' in line
+    assert computer.label in line
+    line = cli.fails(*common, '--supercell', '2,2,2', '--no-dft', '--distance', '0.5')
+    assert 'distance_A must be a displacement between 0.005 and 0.2 Å' in line
+    line = cli.fails(*common, '--supercell', '2,2,x', '--no-dft')
+    assert "--supercell takes comma-separated integers, got '2,2,x'" in line
+    assert (n_processes('ForceConstantsWorkChain'), n_nodes()) == before
