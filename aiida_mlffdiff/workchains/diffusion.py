@@ -182,13 +182,67 @@ def validate_inputs(value, _=None) -> str | None:
     extrapolation = value.get('extrapolation_temperature')
     if extrapolation is not None and not extrapolation.value > 0:
         return f'extrapolation_temperature must be positive (K), got {extrapolation.value}.'
-    parameters = value.get('md', {}).get('md', {}).get('parameters')
+    md = value.get('md', {}).get('md', {})
+    parameters = md.get('parameters')
     if parameters is not None:
         clash = sorted(set(parameters.get_dict()) & set(CHAIN_KEYS))
         if clash:
             return f'md.md.parameters must not set {", ".join(clash)}: the DiffusionWorkChain sets them.'
         if 'engine' not in parameters.get_dict():
             return "md.md.parameters must name the MD engine: 'ase', 'torchsim' or 'lammps'."
+    return md_inputs_problem(value, md)
+
+
+def md_inputs_problem(value, md) -> str | None:
+    """What the MD CalcJob would refuse, checked here with the chain's model and structure (the exposed namespace
+    lacks both, so its own validator cannot): bad or misplaced MD parameters (timestep, mobile species), a
+    non-periodic cell, overlapping atoms, species the model lacks, a code of another engine, a model file whose
+    sha256 changed, no worker; and diffusion parameters that compute_diffusion would refuse after all the MD ran
+    (unknown keys, a fit window beyond the production time)."""
+    from ..calculations.md_ensemble import engine_problem, md_parameters, md_problem
+    from ..data.mlff_model import ModelChecksumError
+    from ..functions.diffusion import DIFFUSION_PARAMETERS
+    from ..parameters import validate_parameters
+
+    model, structure, parameters = value.get('model'), value.get('structure'), md.get('parameters')
+    temperatures = value.get('temperatures')
+    if model is None or structure is None or parameters is None or temperatures is None:
+        return None
+    if check_temperatures(temperatures.get_list()):
+        return None  # the port reports it
+    raw = {**parameters.get_dict(), 'temperature_K': min(temperatures.get_list()), 'n_replicas': 1}
+    problem, engine = md_problem(model, structure, md.get('supercell'), raw, calcjob=False)
+    if problem:
+        return problem
+    try:
+        model.verify_checksum()
+    except ModelChecksumError as exception:
+        return str(exception)
+    code = md.get('code')
+    if engine != ENGINE_LAMMPS:
+        problem = engine_problem(model, engine, code) if code is not None else None
+        if problem:
+            return problem
+    resources = md.get('metadata', {}).get('options', {}).get('resources', {})
+    for key in ('num_mpiprocs_per_machine', 'tot_num_mpiprocs', 'num_machines'):
+        if key in resources and not (isinstance(resources[key], int) and resources[key] >= 1):
+            return (
+                f'md.md.metadata.options.resources.{key} must be a positive integer (workers), got {resources[key]!r}.'
+            )
+    production_ps = md_parameters(raw, structure.get_ase().get_chemical_symbols(), calcjob=False)['production_ps']
+    if 'diffusion_parameters' in value:
+        try:
+            diffusion = validate_parameters(
+                value['diffusion_parameters'].get_dict(), DIFFUSION_PARAMETERS, 'diffusion_parameters'
+            )
+        except ValueError as exception:
+            return str(exception)
+        end = diffusion.get('fit_end_ps')
+        if end is not None and end > production_ps:
+            return (
+                f'diffusion_parameters.fit_end_ps {end:g} ps lies beyond the production run ({production_ps:g} ps): '
+                'the fit window must end within it.'
+            )
     return None
 
 

@@ -112,6 +112,17 @@ def test_builder_refuses(python_code, stand_in_model, lpsc_cell, temperatures, p
         ({'max_replicas': 1}, 'must be at least replicas_per_batch'),
         ({'target_relative_error': 0.0}, 'target_relative_error must be positive'),
         ({'md_parameters': {'seeds': [1, 2]}}, 'must not set seeds'),
+        # Found by the probe of bad inputs: these ran all the MD (or excepted with a traceback) before.
+        ({'md_parameters': {'timestep_fs': 50.0}}, 'timestep_fs 50 exceeds 5 fs'),
+        ({'md_parameters': {'mobile_species': 'Na'}}, 'mobile_species Na is not in the structure'),
+        ({'md_parameters': {'engine': 'torchsim', 'threads_per_worker': 0}}, 'threads_per_worker must be at least 1'),
+        ({'non_periodic': True}, 'must be periodic in all three directions'),
+        ({'workers': 0}, r'resources.num_mpiprocs_per_machine must be a positive integer \(workers\), got 0'),
+        (
+            {'diffusion_parameters': {'fit_start_ps': 0.2, 'fit_end_ps': 5.0}},
+            'fit_end_ps 5 ps lies beyond the production',
+        ),
+        ({'diffusion_parameters': {'fit_star_ps': 0.2}}, r'unknown key\(s\) fit_star_ps'),
     ],
 )
 def test_spec_validation(python_code, stand_in_model, lpsc_cell, change, message):
@@ -124,9 +135,33 @@ def change_and_launch(builder, change: dict) -> None:
     for key, value in change.items():
         if key == 'md_parameters':
             builder.md.md.parameters = orm.Dict({**builder.md.md.parameters.get_dict(), **value})
+        elif key == 'non_periodic':
+            structure = orm.StructureData(ase=builder.structure.get_ase())
+            structure.pbc = (True, True, False)
+            builder.structure = structure
+        elif key == 'workers':
+            builder.md.md.metadata.options.resources = {'num_machines': 1, 'num_mpiprocs_per_machine': value}
+        elif key == 'diffusion_parameters':
+            builder.diffusion_parameters = orm.Dict(value)
         else:
             builder[key] = {'temperatures': orm.List, 'max_replicas': orm.Int}.get(key, orm.Float)(value)
     instantiate_process(get_manager().get_runner(), builder)
+
+
+def test_a_model_whose_file_changed_is_refused_before_any_md(python_code, stand_in_model, lpsc_cell):
+    """The probe's checksum case: the stored model file no longer matches its sha256 → refused at submission."""
+    import os
+
+    from ..data.test_mlff_model import loose_object_path
+
+    builder = DiffusionWorkChain.get_builder_from_protocol(python_code, stand_in_model, lpsc_cell, [600])
+    path = loose_object_path(stand_in_model.base.repository.get_object(stand_in_model.filename).key)
+    os.chmod(path, 0o644)
+    path.write_bytes(b'corrupted')
+    before = orm.QueryBuilder().append(orm.Node).count()
+    with pytest.raises(ValueError, match='the file was changed or corrupted'):
+        instantiate_process(get_manager().get_runner(), builder)
+    assert orm.QueryBuilder().append(orm.Node).count() == before
 
 
 def test_temperature_label():
