@@ -357,8 +357,7 @@ def plot_force_constants(sources: dict[str, dict], metrics: dict[str, dict], pat
     ticks = [distances[start] for start in starts[:-1]] + [distances[-1]]
     labels = reference.get('band_labels') or []
     bands_axis.set_xticks(ticks)
-    if len(labels) == len(ticks):
-        bands_axis.set_xticklabels(labels)
+    bands_axis.set_xticklabels(labels if len(labels) == len(ticks) else [''] * len(ticks))
     for tick in ticks:
         bands_axis.axvline(tick, color='grey', lw=0.5)
     handles, names = bands_axis.get_legend_handles_labels()

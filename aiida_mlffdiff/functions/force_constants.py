@@ -215,6 +215,23 @@ def _supercell_operations(phonon) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rotations), np.array(permutations)
 
 
+def tick_labels(labels: list[str], connections: list[bool]) -> list[str]:
+    """One label per segment boundary of a band path (``n_segments + 1``): phonopy lists both ends of a break
+    (``U``, ``K``), which become one tick ``U|K``. Empty when phonopy gave no labels."""
+    if not labels:
+        return []
+    ticks, index = [str(labels[0])], 1
+    for segment, connected in enumerate(connections):
+        last = segment == len(connections) - 1
+        if connected or last:
+            ticks.append(str(labels[index]))
+            index += 1
+        else:
+            ticks.append(f'{labels[index]}|{labels[index + 1]}')
+            index += 2
+    return ticks
+
+
 def force_constants_from_forces(phonopy_data, parameters: dict) -> dict[str, Any]:
     """Φ2 (and Φ3) with symfc, phonons on the seekpath band path and a q-mesh, and the checks of the result.
 
@@ -254,7 +271,7 @@ def force_constants_from_forces(phonopy_data, parameters: dict) -> dict[str, Any
         mesh = phonon.get_mesh_dict()
         phonon.run_qpoints([[0.0, 0.0, 0.0]])
         gamma = np.sort(phonon.get_qpoints_dict()['frequencies'][0])
-    labels = phonon.band_structure.labels if phonon.band_structure.labels is not None else []
+    labels = tick_labels(phonon.band_structure.labels or [], phonon.band_structure.path_connections or [])
     checks = {
         'fc2_sum_rule_residual_eV_A2': acoustic_sum_rule_residual(fc2),
         'fc2_symmetry_residual_eV_A2': symmetry_residual(fc2_full, rotations, permutations),
