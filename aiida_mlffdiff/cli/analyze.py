@@ -9,7 +9,7 @@ import click
 from aiida.cmdline.utils import decorators, echo
 from aiida.orm import Dict
 
-from ..analysis import AnalysisError
+from ..analysis import AnalysisError, d_unresolved
 from ..analysis.ensemble import ESTIMATORS
 from ..data.trajectories import FORMATS, read_trajectory, trajectory_node
 from ..functions.diffusion import compute_diffusion, diffusion_results
@@ -46,8 +46,10 @@ def analyze_files(
         diffusion_parameters.update(fit_start_ps=window[0], fit_end_ps=window[1])
     diffusion_results([compute_msd_data(parts, msd_parameters)], diffusion_parameters)  # dry run: validate all
 
+    # Unstored: the calcfunction stores them with its own node, so no trajectory is left without the process that
+    # read it (before, a lock or Ctrl-C between the two left orphaned trajectories).
     trajectories = {
-        f'part_{i:03d}': trajectory_node(part, path, fmt).store()
+        f'part_{i:03d}': trajectory_node(part, path, fmt)
         for i, (part, path) in enumerate(zip(parts, paths, strict=True))
     }
     msd, msd_call = msd_from_trajectories.run_get_node(parameters=Dict(msd_parameters), **trajectories)
@@ -122,10 +124,14 @@ def analyze(
     if as_json:
         echo_json(result)
         return
-    echo.echo_success(
-        f'D({species}) = {format_value(result["D_cm2_s"], result["D_err_cm2_s"])} cm²/s '
-        f'({100 * result["relative_error"]:.1f} %, estimator {result["estimator"]})'
-    )
+    reason = d_unresolved(result)
+    if reason:
+        echo.echo_warning(f'D({species}) unresolved: {reason}')
+    else:
+        echo.echo_success(
+            f'D({species}) = {format_value(result["D_cm2_s"], result["D_err_cm2_s"])} cm²/s '
+            f'({100 * result["relative_error"]:.1f} %, estimator {result["estimator"]})'
+        )
     echo.echo(f'estimator {result["estimator"]}: {result["estimator_reason"]}')
     echo.echo(
         f'fit window {result["fit_start_ps"]:.4g}–{result["fit_end_ps"]:.4g} ps, '

@@ -22,6 +22,8 @@ class TrajectoryArrays:
     label: str = ''
 
 
+#: Larger coordinates (Å) are refused: no MD moves an atom that far; such a number is a corrupt file or a blow-up.
+MAX_COORDINATE_A = 1.0e6
 #: Our format names → ASE's.
 FORMATS = {'vasp-xdatcar': 'vasp-xdatcar', 'extxyz': 'extxyz', 'lammps-dump': 'lammps-dump-text'}
 
@@ -79,6 +81,11 @@ def read_trajectory(path: str | Path, fmt: str, lammps_types: list[str] | None =
             ) from exception
         raise AnalysisError(f'cannot read {path.name} as {fmt}: {exception}') from exception
     except Exception as exception:  # ASE raises many types for malformed files
+        if 'inhomogeneous' in str(exception) or 'could not convert' in str(exception):
+            raise AnalysisError(
+                f'{path.name} looks truncated: a frame of this {fmt} file is incomplete (the run was cut off or the '
+                'copy is partial); remove the incomplete last frame, or the file.'
+            ) from exception
         raise AnalysisError(f'cannot read {path.name} as {fmt}: {exception}') from exception
     if not frames:
         raise AnalysisError(f'{path.name} holds no frame.')
@@ -89,6 +96,13 @@ def read_trajectory(path: str | Path, fmt: str, lammps_types: list[str] | None =
     if not np.allclose(cells, cells[0], rtol=0, atol=1e-6):
         raise AnalysisError(f'{path.name}: the cell changes between frames; only fixed-cell runs are supported.')
     positions = np.array([atoms.positions for atoms in frames])
+    bad = ~np.isfinite(positions) | (np.abs(positions) > MAX_COORDINATE_A)
+    if bad.any():
+        frame, atom, axis = (int(i) for i in np.argwhere(bad)[0])
+        raise AnalysisError(
+            f'{path.name}: frame {frame}, atom {atom} has the coordinate {positions[frame, atom, axis]:.6g} Å along '
+            f'{"xyz"[axis]} (not finite or beyond {MAX_COORDINATE_A:g} Å): the file is corrupt or the run blew up.'
+        )
     return TrajectoryArrays(frames[0].get_chemical_symbols(), positions, cells[0], path.name)
 
 
