@@ -18,7 +18,7 @@ from .utils import echo_json, format_value
 
 def read_d_table(path: str | Path) -> list[dict]:
     """Rows of a CSV with columns ``T`` (K), ``D`` (cm²/s) and optionally ``D_error`` (cm²/s)."""
-    with open(path, newline='') as handle:
+    with open(path, newline='', encoding='utf-8-sig') as handle:  # utf-8-sig: a byte-order mark is not part of 'T'
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
         missing = {'T', 'D'} - set(columns)
@@ -36,9 +36,21 @@ def read_d_table(path: str | Path) -> list[dict]:
                     entry['D_err_cm2_s'] = float(row['D_error'])
             except ValueError as exception:
                 raise AnalysisError(f'{Path(path).name}, line {number}: not a number ({exception}).') from exception
+            if 'D_err_cm2_s' in entry and not entry['D_err_cm2_s'] > 0:
+                raise AnalysisError(
+                    f'{Path(path).name}, line {number}: D_error must be positive (cm²/s), got {row["D_error"]}: an '
+                    'error of zero would give that point infinite weight; leave the column out to fit unweighted.'
+                )
             rows.append(entry)
     if not rows:
         raise AnalysisError(f'{Path(path).name} holds no data row.')
+    with_error = [row for row in rows if 'D_err_cm2_s' in row]
+    if with_error and len(with_error) != len(rows):
+        blank = ', '.join(f'{row["temperature_K"]:g} K' for row in rows if 'D_err_cm2_s' not in row)
+        raise AnalysisError(
+            f'{Path(path).name}: D_error is blank at {blank} but given for the other temperatures: give an error for '
+            'every row (a weighted fit) or for none (unweighted).'
+        )
     return rows
 
 

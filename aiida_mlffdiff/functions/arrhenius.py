@@ -44,7 +44,14 @@ def arrhenius_results(results: Sequence[dict], parameters: dict | None) -> dict:
     errors = None
     if params['use_errors'] and all(r.get('D_err_cm2_s') for r in results):
         errors = np.array([r['D_err_cm2_s'] for r in results], dtype=float)
+    lacking = [r['temperature_K'] for r in results if not r.get('D_err_cm2_s')]
     fit = fit_arrhenius_arrays(temperatures, d_values, errors, confidence=params['confidence'])
+    if params['use_errors'] and lacking and len(lacking) < len(results):
+        fit.warnings.append(
+            'unweighted fit: D has no (or a zero) error at '
+            + ', '.join(f'{t:g} K' for t in lacking)
+            + '; the errors of the other temperatures were not used.'
+        )
     target = params['temperature_K']
     d_at_t, d_interval = fit.predict(target)
     output = fit.as_dict()

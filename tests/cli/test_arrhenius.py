@@ -115,6 +115,25 @@ def test_csv_with_negative_temperature(cli, tmp_path):
     assert '-600' in message
 
 
+def test_csv_with_a_byte_order_mark(cli, tmp_path):
+    """Excel's UTF-8 CSV starts with a byte-order mark: it is not part of the first column's name."""
+    rows = [(t, repr(arrhenius_d(t)), repr(0.02 * arrhenius_d(t))) for t in TEMPERATURES_K]
+    path = write_csv(tmp_path / 'excel.csv', rows)
+    path.write_bytes(b'\xef\xbb\xbf' + path.read_bytes())
+    assert cli.json('arrhenius', '--csv', path)['Ea_eV'] == pytest.approx(0.3, abs=1e-6)
+
+
+@pytest.mark.parametrize(('error', 'message'), [('', 'D_error is blank at 600 K'), ('0', 'D_error must be positive')])
+def test_csv_with_one_blank_or_zero_error(cli, tmp_path, error, message):
+    """Before, one blank or zero error silently dropped the whole fit to unweighted (Ea ± 0.018 → ± 0.007 eV)."""
+    rows = [(t, repr(arrhenius_d(t)), repr(0.02 * arrhenius_d(t))) for t in TEMPERATURES_K]
+    rows[1] = (rows[1][0], rows[1][1], error)
+    before = node_count()
+    line = cli.fails('arrhenius', '--csv', write_csv(tmp_path / 'mixed.csv', rows))
+    assert message in line
+    assert node_count() == before
+
+
 def test_csv_with_one_temperature(cli, tmp_path):
     message = cli.fails('arrhenius', '--csv', write_csv(tmp_path / 'one.csv', [(600, 1e-6, 1e-8)]))
     assert '2 or more' in message
@@ -207,3 +226,15 @@ def test_csv_with_d_falling_with_t_says_unresolved(cli, tmp_path, poscar):
     assert data['Ea_eV'] == pytest.approx(-0.21, abs=1e-6)  # the raw number stays in the JSON
     assert data['unresolved']['Ea'].startswith('Ea = -0.21 eV')
     assert data['D_unresolved'] == [None] * len(TEMPERATURES_K)
+
+
+def test_stored_results_with_one_error_missing_warn_that_the_fit_is_unweighted():
+    from aiida_mlffdiff.functions.arrhenius import arrhenius_results
+
+    results = [
+        {'temperature_K': t, 'D_cm2_s': arrhenius_d(t), 'D_err_cm2_s': 0.02 * arrhenius_d(t)} for t in TEMPERATURES_K
+    ]
+    results[2]['D_err_cm2_s'] = 0.0
+    output = arrhenius_results(results, {})
+    assert output['weighted'] is False
+    assert any('unweighted fit: D has no (or a zero) error at 700 K' in warning for warning in output['warnings'])
