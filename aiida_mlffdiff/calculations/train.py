@@ -48,6 +48,22 @@ def validate_architecture(value: orm.Str, _) -> str | None:
 MIN_TRAINING_CONFIGURATIONS = 2
 
 
+def training_code_problem(architecture: str, code, compile_code=None) -> str | None:
+    """A code registered by ``aiida-mlffdiff setup`` for another engine (its ``mlffdiff_engine`` extra): e.g. pw.x
+    given as the MACE training code, which would only fail in the job. Codes without the extra are not judged."""
+    from ..architectures import ARCHITECTURES
+
+    wanted = ARCHITECTURES[architecture].environment
+    for role, node in (('code', code), ('compile_code', compile_code)):
+        engine = node.base.extras.get('mlffdiff_engine', None) if node is not None else None
+        if engine and engine != wanted and not engine.endswith(f'-{wanted}'):
+            return (
+                f'{role} {node.full_label} belongs to the {engine!r} environment, but {architecture} trains in the '
+                f'{wanted!r} environment (`aiida-mlffdiff setup --engines {wanted}` registers its codes).'
+            )
+    return None
+
+
 def validate_inputs(inputs: dict[str, Any], ctx) -> str | None:
     """Check at submission what the engine would otherwise reject minutes later.
 
@@ -61,6 +77,9 @@ def validate_inputs(inputs: dict[str, Any], ctx) -> str | None:
     if 'architecture' not in inputs or inputs['architecture'].value not in WRITERS:
         return None  # reported by the port validator, or not given (yet) by a wrapping workchain
     writer = get_writer(inputs['architecture'].value)
+    problem = training_code_problem(inputs['architecture'].value, inputs.get('code'), inputs.get('compile_code'))
+    if problem:
+        return problem
     if writer.needs_compile_code and 'compile_code' in ctx and 'compile_code' not in inputs:
         return (
             f'architecture {writer.architecture} needs compile_code ({writer.executables}): give the nequip-compile '

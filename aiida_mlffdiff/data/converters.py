@@ -24,6 +24,11 @@ CONFIG_TYPE_KEY = 'config_type'
 
 #: Smallest accepted |det(cell)| (Å³): below it the cell is treated as singular.
 MIN_VOLUME_A3 = 1e-6
+#: Atoms of a training configuration closer than this (Å, minimum image) are refused: no DFT label of such a pair
+#: is a physical training target (the MD core refuses the same distance).
+MIN_PAIR_DISTANCE_A = 0.5
+#: A force component beyond this (eV/Å) is refused as a broken label (DFT forces of hot MD stay below ~20 eV/Å).
+MAX_FORCE_EV_A = 1000.0
 
 
 class TrainingSetError(ValueError):
@@ -135,7 +140,23 @@ def check_configuration(
     cell = np.asarray(atoms.cell, dtype=float)
     if not np.isfinite(cell).all() or abs(np.linalg.det(cell)) < MIN_VOLUME_A3:
         raise TrainingSetError(f'{where} has a singular or non-finite cell: a periodic 3D cell is required.')
-    return reference_of(atoms, energy_key, forces_key, stress_key, index)
+    reference = reference_of(atoms, energy_key, forces_key, stress_key, index)
+    forces = np.asarray(reference.forces_eV_A, dtype=float)
+    if np.abs(forces).max(initial=0.0) > MAX_FORCE_EV_A:
+        atom = int(np.argmax(np.abs(forces).max(axis=1)))
+        raise TrainingSetError(
+            f'{where}: atom {atom} has a force component of {np.abs(forces[atom]).max():.3g} eV/Å (> '
+            f'{MAX_FORCE_EV_A:g} eV/Å): not a physical label; check the units and the DFT run.'
+        )
+    if len(atoms) > 1:
+        distances = atoms.get_all_distances(mic=True) + np.eye(len(atoms)) * 1e6
+        i, j = np.unravel_index(np.argmin(distances), distances.shape)
+        if distances[i, j] < MIN_PAIR_DISTANCE_A:
+            raise TrainingSetError(
+                f'{where}: atoms {i} and {j} are {distances[i, j]:.3f} Å apart (< {MIN_PAIR_DISTANCE_A} Å): '
+                'overlapping atoms are not a training configuration.'
+            )
+    return reference
 
 
 def labelled_atoms(atoms: Atoms, reference: Reference) -> Atoms:

@@ -45,7 +45,8 @@ class TrainingSet(Data):
     written to full precision. Attributes (queryable): ``n_structures``, ``n_atoms_total``, ``species`` (sorted
     symbols), ``functional`` (lower case, e.g. 'pbe', 'hse06', 'lj-test'), ``engine`` (lower case, e.g. 'qe',
     'vasp' or ''), ``source`` (free text), ``has_stress`` (every configuration has a stress), ``sha256`` (of the
-    file) and ``stress_unit`` ('eV/A^3').
+    file), ``stress_unit`` ('eV/A^3') and ``n_unique`` (distinct configurations: copies are allowed, but a test set
+    holding copies of training configurations measures nothing, which TrainingWorkChain reports).
     """
 
     class AttributesModel(Data.AttributesModel):
@@ -89,6 +90,7 @@ class TrainingSet(Data):
             'has_stress': all(REF_STRESS_KEY in atoms.info for atoms in labelled),
             'sha256': hashlib.sha256(content).hexdigest(),
             'stress_unit': self.STRESS_UNIT,
+            'n_unique': len({configuration_key(atoms) for atoms in labelled}),
         }
         for key, value in attributes.items():
             self.base.attributes.set(key, value)
@@ -255,6 +257,11 @@ class TrainingSet(Data):
     def parent_indices(self) -> list[int] | None:
         """Indices of the configurations in the set this one is a subset of (None unless made by :meth:`subset`)."""
         return self.base.attributes.get('parent_indices', None)
+
+    @property
+    def n_unique(self) -> int | None:
+        """Number of distinct configurations (species, cell and positions to 1e-6 Å); None on older nodes."""
+        return self.base.attributes.get('n_unique', None)
 
     @property
     def stress_unit(self) -> str:

@@ -62,6 +62,14 @@ class TrainBaseWorkChain(RestartWorkChain):
         return ProcessHandlerReport(do_break=True)
 
 
+def shared_configurations(train: TrainingSet, test: TrainingSet) -> int:
+    """How many test configurations are also in the training part (species, cell and positions to 1e-6 Å)."""
+    from ..data.training_set import configuration_key
+
+    known = {configuration_key(atoms) for atoms in train.get_atoms()}
+    return sum(configuration_key(atoms) in known for atoms in test.get_atoms())
+
+
 class TrainingWorkChain(WorkChain):
     """Split a TrainingSet (seeded), train one architecture on it, evaluate the model on the held-out test set."""
 
@@ -153,6 +161,12 @@ class TrainingWorkChain(WorkChain):
         self.ctx.split = outputs
         sizes = ', '.join(f'{name} {outputs[name].n_structures}' for name in ('train', 'validation', 'test'))
         self.report(f'split {self.inputs.training_set.n_structures} configurations into {sizes}')
+        shared = shared_configurations(outputs['train'], outputs['test'])
+        if shared:
+            self.report(
+                f'warning: {shared} of the {outputs["test"].n_structures} test configurations are copies of training '
+                'configurations (the training set holds duplicates): the test-set errors measure memory, not accuracy'
+            )
         self.out('split', dict(outputs))
         return None
 

@@ -338,6 +338,14 @@ def test_nequip_needs_compile_code(train_inputs):
         instantiate_process(get_manager().get_runner(), TrainCalculation, **inputs)
 
 
+def test_a_code_of_another_engine_is_refused(train_inputs, aiida_localhost):
+    """pw.x (extra mlffdiff_engine 'qe', as `aiida-mlffdiff setup` registers it) given as MACE's training code."""
+    pw = orm.InstalledCode(label='pw-for-mace', computer=aiida_localhost, filepath_executable='/bin/true')
+    pw.base.extras.set('mlffdiff_engine', 'qe')
+    with pytest.raises(ValueError, match=r"code pw-for-mace@.* belongs to the 'qe' environment, but mace trains in"):
+        instantiate_process(get_manager().get_runner(), TrainCalculation, **train_inputs('mace', code=pw.store()))
+
+
 def test_single_configuration_training_set_is_refused(train_inputs, make_training_set):
     one = make_training_set(n=1, seed=5)
     with pytest.raises(ValueError, match=r'holds 1 configuration\(s\): at least 2'):

@@ -124,6 +124,10 @@ def broken(lj_configurations, what):
         atoms.cell[2] = 0.0
     elif what == 'no_calculator':
         atoms.calc = None
+    elif what == 'huge_force':
+        atoms.calc.results['forces'][4, 0] = 1e6
+    elif what == 'overlap':
+        atoms.positions[3] = atoms.positions[2] + [0.01, 0.0, 0.0]
     return atoms_list
 
 
@@ -140,11 +144,28 @@ def broken(lj_configurations, what):
         ('not_periodic', 'configuration 1 is not periodic in 3D'),
         ('no_cell', 'configuration 1 has a singular or non-finite cell'),
         ('no_calculator', 'configuration 1 has no energy'),
+        ('huge_force', r'configuration 1: atom 4 has a force component of 1e\+06 eV/Å'),
+        ('overlap', 'configuration 1: atoms 2 and 3 are 0.010 Å apart'),
     ],
 )
 def test_bad_configurations_are_refused(lj_configurations, what, message):
     with pytest.raises(TrainingSetError, match=message):
         TrainingSet.from_atoms(broken(lj_configurations, what), functional='lj-test')
+
+
+def test_copies_are_counted_and_a_test_set_of_copies_is_found(lj_configurations):
+    """Ten copies of one configuration are one distinct configuration; the split of such a set puts training
+    configurations into the test set, which TrainingWorkChain reports."""
+    from aiida_mlffdiff.workchains.training import shared_configurations
+
+    one = lj_configurations(n=1, seed=3)[0]
+    copies = TrainingSet.from_atoms([one] * 10, functional='lj-test')
+    assert copies.n_structures == 10
+    assert copies.n_unique == 1
+    assert shared_configurations(copies.subset([0, 1, 2]), copies.subset([8, 9])) == 2
+    distinct = TrainingSet.from_atoms(lj_configurations(n=5, seed=4), functional='lj-test')
+    assert distinct.n_unique == 5
+    assert shared_configurations(distinct.subset([0, 1, 2]), distinct.subset([3, 4])) == 0
 
 
 def test_bad_arguments_are_refused(lj_configurations):
