@@ -187,6 +187,19 @@ def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: st
     from ..environments.pseudos import DEFAULT_PSEUDO_FAMILY
     from ..workchains.study import MlffDiffusionStudyWorkChain
 
+    from ..architectures import ARCHITECTURES
+    from ..calculations.evaluate import PRETRAINED_MODELS
+
+    # Names first: a misspelled model is the problem to report, not a code that a correct name would also need.
+    unknown = sorted(set(arguments['pretrained']) - set(PRETRAINED_MODELS))
+    if unknown:
+        raise ValueError(
+            f'unknown pretrained model(s) {", ".join(unknown)}; shipped with their packages: '
+            f'{", ".join(PRETRAINED_MODELS)}.'
+        )
+    unknown = sorted(set(arguments['architectures']) - set(ARCHITECTURES))
+    if unknown:
+        raise ValueError(f'unknown architecture(s) {", ".join(unknown)}; known: {", ".join(ARCHITECTURES)}.')
     code = None
     if arguments['functionals'] and arguments['architectures']:
         label = dft_code or (f'{QE_CODE_LABEL}@{computer}' if arguments['dft_engine'] == 'qe' else None)

@@ -52,6 +52,22 @@ def setup(engines, computer_label, no_codes, pseudos, pseudo_family):
     pinned requirements: re-running is cheap and safe. On an HPC machine, register codes with
     `verdi code create core.code.installed --config code.yaml` instead (see docs/codes.md).
     """
+    # Everything that can be refused is checked before anything is installed or stored.
+    try:
+        names = parse_engines(engines)
+    except click.BadParameter as exception:
+        echo.echo_critical(f'--engines: {exception.message}')
+    if not no_codes:
+        from aiida import orm
+        from aiida.common.exceptions import NotExistent
+
+        try:
+            orm.load_computer(computer_label)
+        except NotExistent:
+            echo.echo_critical(
+                f'no computer {computer_label!r} in this profile: create it (`verdi presto` makes localhost, or '
+                '`verdi computer setup`), choose another with -Y, or build the environments only with --no-codes.'
+            )
     if pseudos:
         try:
             install_pseudo_family(pseudo_family, log=echo.echo_report)
@@ -63,7 +79,7 @@ def setup(engines, computer_label, no_codes, pseudos, pseudo_family):
         except QeCodeError as exception:
             echo.echo_warning(f'no Quantum ESPRESSO code registered: {exception}')
     echo.echo_report(f'environments in {environment_root()}')
-    for name in parse_engines(engines):
+    for name in names:
         try:
             environment = build_environment(ENGINES[name], log=echo.echo_report)
         except EngineEnvironmentError as exception:
