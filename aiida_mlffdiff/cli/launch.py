@@ -183,12 +183,11 @@ def study_builder_and_launch(*, daemon: bool, dft_code: str | None, computer: st
     from aiida.common.exceptions import NotExistent
     from aiida.engine import run_get_node, submit
 
+    from ..architectures import ARCHITECTURES
+    from ..calculations.evaluate import PRETRAINED_MODELS
     from ..environments.dft_codes import QE_CODE_LABEL
     from ..environments.pseudos import DEFAULT_PSEUDO_FAMILY
     from ..workchains.study import MlffDiffusionStudyWorkChain
-
-    from ..architectures import ARCHITECTURES
-    from ..calculations.evaluate import PRETRAINED_MODELS
 
     # Names first: a misspelled model is the problem to report, not a code that a correct name would also need.
     unknown = sorted(set(arguments['pretrained']) - set(PRETRAINED_MODELS))
