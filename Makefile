@@ -1,6 +1,6 @@
 # aiida-mlffdiff: every install step lives here, so that a fresh clone needs nothing by hand.
 #   make demo   set everything up, then run the main job on the embedded AiiDA profile
-#   make test   set everything up, then lint and run the whole test suite
+#   make test   set everything up (services included: PostgreSQL, RabbitMQ, SLURM), then lint and run the suite
 #   make docs   the Sphinx documentation in docs/_build/html (warnings are errors)
 #   make bench  the benchmarks: analysis (ratios against pymatgen and kinisi), the single-trajectory estimators,
 #               MD throughput (against ASE, torch-sim)
@@ -14,7 +14,7 @@ AIIDA_PATH ?= $(CURDIR)/.aiida
 export AIIDA_PATH
 PROFILE ?= mlffdiff
 
-.PHONY: setup profile engines system-packages demo test lint bench docs clean
+.PHONY: setup profile engines system-packages services demo test lint bench docs clean
 
 setup: $(VENV)/.installed profile
 
@@ -54,6 +54,11 @@ system-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null \
 		|| echo "warning: could not install graphviz; 'verdi node graph generate' will not render"; }
 
+# The production stack of the suite's production tests, from Debian's packages, started as root without systemd:
+# PostgreSQL (+ a CI role), RabbitMQ (no consumer timeout), munge + slurmctld + slurmd (one node, partition debug).
+services:
+	bash .ci/services.sh
+
 # The set-up is timed apart from the study itself (the demo's own wall time is printed at its end).
 demo:
 	@start=$$(date +%s); $(MAKE) --no-print-directory setup system-packages engines \
@@ -64,7 +69,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup system-packages engines lint
+test: setup system-packages engines services lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest
 
 # MD throughput of our ensemble drivers against ASE, torch-sim (and LAMMPS for DeePMD when its environment is built);
