@@ -294,10 +294,12 @@ def test_converges_in_one_round(engine_code, session_mace_model, lpsc_cell, caps
 
 @pytest.mark.engines
 @pytest.mark.daemon
+@pytest.mark.parametrize('stop', ['graceful', 'kill -9'])
 def test_daemon_restart_does_not_recompute_finished_batches(
-    engine_code, session_mace_model, lpsc_cell, daemon_client, submit_and_await
+    engine_code, session_mace_model, lpsc_cell, daemon_client, submit_and_await, stop
 ):
-    """Stop the daemon once the first batch has finished, start it again: the chain finishes, nothing is rerun.
+    """Stop the daemon once the first batch has finished (gracefully, or kill -9 of its arbiter, workers and ZeroMQ
+    broker), start it again: the chain finishes, no finished batch is rerun, nothing stays Running/Waiting.
 
     The target (1e-6) cannot be met: the chain also stops at the replica cap (4 = two batches of 2), with a warning
     and without an Arrhenius fit (one chain for both checks: the MD is the expensive part).
@@ -320,7 +322,16 @@ def test_daemon_restart_does_not_recompute_finished_batches(
         assert time.time() < deadline, report_of(node)
         assert not node.is_terminated, (node.exit_status, report_of(node))
         time.sleep(1)
-    daemon_client.stop_daemon(wait=True)
+    if stop == 'graceful':
+        daemon_client.stop_daemon(wait=True)
+    else:
+        import psutil
+
+        arbiter = psutil.Process(daemon_client.get_daemon_pid())
+        victims = [arbiter, *arbiter.children(recursive=True)]
+        for process in victims:
+            process.kill()  # SIGKILL: no clean-up, the tasks stay unacknowledged in the broker
+        psutil.wait_procs(victims, timeout=10)
     first = [calc.pk for calc in md_calculations(node) if calc.is_finished]
     assert not node.is_terminated
     daemon_client.start_daemon()
@@ -329,6 +340,7 @@ def test_daemon_restart_does_not_recompute_finished_batches(
     calculations = md_calculations(node)
     assert len(calculations) == 2, 'a finished batch must never be recomputed'
     assert {calc.pk for calc in calculations} >= set(first)
+    assert all(calc.is_terminated for calc in calculations)
     seeds = sorted(seed for calc in calculations for seed in calc.inputs.parameters['seeds'])
     assert seeds == [0, 1, 1000, 1001]
     entry = node.outputs.summary['temperatures']['T_700K']
