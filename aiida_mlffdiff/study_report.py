@@ -414,12 +414,17 @@ def format_correlation(result: dict) -> str:
 LOCALITY_LABEL = 'LocalityWorkChain'
 
 
+def study_models(study: orm.WorkflowNode) -> dict[int, str]:
+    """The study's models: pk → row label (its ``models.<label>`` outputs)."""
+    links = study.base.links.get_outgoing(link_label_filter='models__%').all()
+    return {link.node.pk: link.link_label.removeprefix('models__') for link in links}
+
+
 def study_locality(study: orm.WorkflowNode) -> list[dict]:
     """The finished locality tests (LocalityWorkChain) of the study's models, found through the provenance graph:
     one entry per test with the row label, the receptive field (Å) and per species the radius (Å) from which the
     locality error stays below the threshold (None: not within the sweep), newest test per row last."""
-    models = {link.node.pk: link.link_label.removeprefix('models__') for link in study.base.links.get_outgoing(
-        link_label_filter='models__%').all()}  # fmt: skip
+    models = study_models(study)
     if not models:
         return []
     query = orm.QueryBuilder()
@@ -474,8 +479,7 @@ def study_force_constants(study: orm.WorkflowNode, rows: list[dict] | None = Non
     """The force-constant benchmarks (ForceConstantsWorkChain with a DFT reference) of the study's models, found
     through the provenance graph: per row and benchmark the Φ2/Φ3 errors against DFT (R², MAE), the phonon RMSE (THz)
     and, from the row, the test force RMSE (meV/Å) and |ln D/D_ref| of :func:`transport_correlation`."""
-    models = {link.node.pk: link.link_label.removeprefix('models__') for link in study.base.links.get_outgoing(
-        link_label_filter='models__%').all()}  # fmt: skip
+    models = study_models(study)
     if not models:
         return []
     query = orm.QueryBuilder()

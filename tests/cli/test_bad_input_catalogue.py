@@ -75,6 +75,13 @@ class Files:
 
 
 ANALYZE = ['analyze', '--format', 'extxyz', '--frame-interval-fs', '100']
+FC = ['launch', 'force-constants', '-s', 'li2s-conventional']
+
+
+def fc(*extra) -> list:
+    return [*FC, *extra]
+
+
 GOOD_CSV = 'T,D,D_error\n600,1e-6,1e-7\n800,1e-5,1e-6\n1000,3e-5,3e-6\n'
 
 #: (case, arguments from the files, a fragment of the message, lower case)
@@ -253,59 +260,27 @@ CASES: list[tuple[str, Callable[[Files], list], str]] = [
     ),
     (
         'force-constants: supercell too small',
-        lambda f: [
-            'launch',
-            'force-constants',
-            '-s',
-            'li2s-conventional',
-            '--supercell',
-            '1,1,1',
-            '-m',
-            '7net-0',
-            '--no-dft',
-        ],
+        lambda f: fc('--supercell', '1,1,1', '-m', '7net-0', '--no-dft'),
         'less than twice the model cutoff',
     ),
     (
         'force-constants: amplitude too large',
-        lambda f: [
-            'launch',
-            'force-constants',
-            '-s',
-            'li2s-conventional',
-            '--supercell',
-            '2,2,2',
-            '-m',
-            '7net-0',
-            '--no-dft',
-            '--distance',
-            0.5,
-        ],
+        lambda f: fc('--supercell', '2,2,2', '-m', '7net-0', '--no-dft', '--distance', 0.5),
         'distance_a must be a displacement',
     ),
     (
         'force-constants: supercell not integers',
-        lambda f: [
-            'launch',
-            'force-constants',
-            '-s',
-            'li2s-conventional',
-            '--supercell',
-            '2,2,x',
-            '-m',
-            '7net-0',
-            '--no-dft',
-        ],
+        lambda f: fc('--supercell', '2,2,x', '-m', '7net-0', '--no-dft'),
         '--supercell takes comma-separated integers',
     ),
     (
         'force-constants: no source',
-        lambda f: ['launch', 'force-constants', '-s', 'li2s-conventional', '--supercell', '2,2,2', '--no-dft'],
+        lambda f: fc('--supercell', '2,2,2', '--no-dft'),
         'nothing to compute',
     ),
     (
         'force-constants: orders',
-        lambda f: ['launch', 'force-constants', '-s', 'li2s-conventional', '--supercell', '2,2,2', '--orders', '3'],
+        lambda f: fc('--supercell', '2,2,2', '--orders', '3'),
         "'3' is not one of",
     ),
     ('setup: unknown engine', lambda f: ['setup', '--engines', 'foo,bar'], '--engines: unknown engine(s) bar, foo'),
