@@ -30,6 +30,7 @@ from ..analysis.force_constants import (
     spectrum_metrics,
     symmetry_residual,
 )
+from ..analysis.locality import inscribed_radius_A
 from ..data.training_set import TrainingSet
 
 __all__ = (
@@ -97,10 +98,8 @@ def force_constants_parameters(parameters: dict | None = None) -> dict[str, Any]
 
 
 def minimum_width_A(cell: np.ndarray) -> float:
-    """The smallest distance between opposite faces of a cell (Å): the diameter of the largest sphere it holds."""
-    cell = np.asarray(cell, dtype=float)
-    volume = abs(np.linalg.det(cell))
-    return float(min(volume / np.linalg.norm(np.cross(cell[i - 2], cell[i - 1])) for i in range(3)))
+    """The smallest distance between opposite faces of a cell (Å): twice its inscribed radius."""
+    return 2 * inscribed_radius_A(cell)
 
 
 def supercell_matrix_array(matrix: list) -> np.ndarray:

@@ -18,13 +18,12 @@ inputs that cannot be built.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, if_
 from aiida.plugins import DataFactory
 
+from ..analysis.locality import locality_repetitions
 from ..calculations.evaluate import model_code_problem
 from ..calculations.predict import PredictCalculation
 from ..data.mlff_model import MlffModel
@@ -50,11 +49,8 @@ DFT = 'dft'
 
 
 def minimum_repetitions(cell: np.ndarray, width_A: float) -> list[int]:
-    """The smallest repetitions [n1, n2, n3] of ``cell`` whose supercell is at least ``width_A`` wide (Å)."""
-    cell = np.asarray(cell, dtype=float)
-    volume = abs(np.linalg.det(cell))
-    heights = [volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)]
-    return [max(1, math.ceil(width_A / height - 1e-9)) for height in heights]
+    """The smallest repetitions [n1, n2, n3] of ``cell`` whose supercell is wider than ``width_A`` (Å)."""
+    return list(locality_repetitions(cell, width_A / 2))
 
 
 def _supercell_cell(inputs) -> np.ndarray | None:
@@ -130,7 +126,6 @@ def validate_inputs(value, _=None) -> str | None:
             return f'dft: {problem}'
     if not models and not dft:
         return 'nothing to compute: give dft and/or models.'
-    del parameters
     return None
 
 
