@@ -48,29 +48,99 @@ def _pinned_version(distribution: str) -> str:
     return ''
 
 
-#: Pretrained universal models that ship with their package, by model name: architecture, species, cutoff (Å) and
-#: message-passing layers. CHGNet 0.3.0: atom graph radius 6 Å (its bond graph 3 Å), 4 atom-convolution layers
-#: (``n_conv``); SevenNet-0: 5 Å, 5 convolution layers (checked on chgnet 0.4.2 and sevenn 0.13.0).
+_MPTRJ = 'MPtrj (Materials Project relaxations, PBE/PBE+U)'
+_CHGNET_PAPER = 'B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023); chgnet, Modified BSD licence'
+_SEVENNET_PAPER = 'Y. Park et al., J. Chem. Theory Comput. 20, 4857 (2024); sevenn, MIT licence'
+
+
+def _chgnet(version: str, weights: str, sha256: str, cutoff_A: float, reference: str) -> dict:
+    return {
+        'architecture': 'chgnet', 'species': CHGNET_SPECIES, 'cutoff_A': cutoff_A, 'layers': 4,
+        'package_model': version, 'modal': None, 'package_file': f'chgnet/pretrained/{version}/{weights}',
+        'sha256': sha256, 'engine_version': _pinned_version('chgnet'), 'reference': reference,
+        'source': f'CHGNet {version}, trained on {reference}; {_CHGNET_PAPER}',
+    }  # fmt: skip
+
+
+def _sevennet(name: str, folder: str, weights: str, sha256: str, reference: str, modal: str | None = None) -> dict:
+    return {
+        'architecture': 'sevenn', 'species': SEVENNET_0_SPECIES, 'cutoff_A': 5.0, 'layers': 5,
+        'package_model': name, 'modal': modal, 'package_file': f'sevenn/pretrained_potentials/{folder}/{weights}',
+        'sha256': sha256, 'engine_version': _pinned_version('sevenn'), 'reference': reference,
+        'source': f'SevenNet {name}{f" ({modal} head)" if modal else ""}, trained on {reference}; {_SEVENNET_PAPER}',
+    }  # fmt: skip
+
+
+#: Pretrained universal models whose weights ship inside their PyPI wheel (chgnet 0.4.2, sevenn 0.13.0), by model
+#: name: architecture, species, cutoff (Å), message-passing layers, the package's own name (``package_model``), the
+#: fidelity head (``modal``), the weights file in the wheel and its sha256 (checked by the driver before each run),
+#: the reference data and the source. CHGNet: atom graph 6 Å (0.2.0: 5 Å), bond graph 3 Å, 4 atom-convolution
+#: layers, 94 elements; SevenNet: 5 Å, 5 convolution layers, 89 elements (all read from the loaded models with
+#: chgnet 0.4.2 and sevenn 0.13.0; sha256 of the files in those wheels). docs/universal_models.md lists them.
 PRETRAINED_MODELS = {
-    'chgnet-0.3.0': {
-        'architecture': 'chgnet',
-        'species': CHGNET_SPECIES,
-        'cutoff_A': 6.0,
-        'layers': 4,
-        'engine_version': _pinned_version('chgnet'),
-    },
-    '7net-0': {
-        'architecture': 'sevenn',
-        'species': SEVENNET_0_SPECIES,
-        'cutoff_A': 5.0,
-        'layers': 5,
-        'engine_version': _pinned_version('sevenn'),
-    },
+    'chgnet-0.3.0': _chgnet(
+        '0.3.0',
+        'chgnet_0.3.0_e29f68s314m37.pth.tar',
+        'd14ab7c0f093efe64b60a7bcd540bca10e74fb7f46c86108a079af60524659d1',
+        6.0,
+        _MPTRJ,
+    ),
+    'chgnet-0.2.0': _chgnet(
+        '0.2.0',
+        'chgnet_0.2.0_e30f77s348m32.pth.tar',
+        'ef624f78b6db9d315b4ef256f1bb3207449924191b91720dc17d3f60c5df980e',
+        5.0,
+        _MPTRJ,
+    ),
+    'chgnet-r2scan': _chgnet(
+        'r2scan',
+        'chgnet_r2scan_transfer_learning_e15f36s161m23.pth.tar',
+        '8eba3db0f35a2788bb3ae22885ad340591e27996f213c6643af522a633b50dad',
+        6.0,
+        'MP r2SCAN (transfer learning from CHGNet 0.3.0)',
+    ),
+    '7net-0': _sevennet(
+        '7net-0',
+        'SevenNet_0__11Jul2024',
+        'checkpoint_sevennet_0.pth',
+        '7052cb42b7b3be42b40b97fa0d21077a48c54b5548948fc4dcf346629f813c36',
+        _MPTRJ,
+    ),
+    '7net-0_22may2024': _sevennet(
+        '7net-0_22may2024',
+        'SevenNet_0__22May2024',
+        'checkpoint_sevennet_0.pth',
+        '5d389fafd512e6ae2830d74d0b66ffc49a55d3832653ff8e7bf7f1343013c1d1',
+        _MPTRJ,
+    ),
+    '7net-l3i5': _sevennet(
+        '7net-l3i5',
+        'SevenNet_l3i5',
+        'checkpoint_l3i5.pth',
+        'a7ff190d41efe5b8317a03d20a468e4036a1a3e64e0b14fdbab64ac3f4bfc09d',
+        _MPTRJ,
+    ),
+    '7net-mf-0-pbe': _sevennet(
+        '7net-mf-0',
+        'SevenNet_MF_0',
+        'checkpoint_sevennet_mf_0.pth',
+        '81791329b37d445f46b531578c182c41792d98c7814222c9e5dde276402225fd',
+        'MPtrj (PBE/PBE+U) and MP r2SCAN',
+        'PBE',
+    ),
+    '7net-mf-0-r2scan': _sevennet(
+        '7net-mf-0',
+        'SevenNet_MF_0',
+        'checkpoint_sevennet_mf_0.pth',
+        '81791329b37d445f46b531578c182c41792d98c7814222c9e5dde276402225fd',
+        'MPtrj (PBE/PBE+U) and MP r2SCAN',
+        'R2SCAN',
+    ),
 }
 
 
 def pretrained_model(name: str) -> MlffModel:
-    """The stored :class:`MlffModel` of a pretrained universal model (``'chgnet-0.3.0'`` or ``'7net-0'``).
+    """The stored :class:`MlffModel` of a pretrained universal model (a key of :data:`PRETRAINED_MODELS`).
 
     Get-or-create: an existing pretrained node with this model name and architecture is returned (the oldest one),
     otherwise a new one is stored, so that every evaluation of the same model points at the same node.
@@ -86,6 +156,7 @@ def pretrained_model(name: str) -> MlffModel:
             'attributes.pretrained': True,
             'attributes.model_name': name,
             'attributes.architecture': entry['architecture'],
+            'attributes.sha256': entry['sha256'],  # nodes made before the weights were recorded are not reused
         },
         project='*',
     )
@@ -100,6 +171,11 @@ def pretrained_model(name: str) -> MlffModel:
         cutoff_A=entry['cutoff_A'],
         engine='pretrained',
         engine_version=entry['engine_version'],
+        package_model=entry['package_model'],
+        modal=entry['modal'],
+        package_file=entry['package_file'],
+        weights_sha256=entry['sha256'],
+        source=entry['source'],
     ).store()
 
 
@@ -133,6 +209,16 @@ def model_code_problem(model: MlffModel, code) -> str | None:
     except ValueError as exception:
         return str(exception)
     return None
+
+
+def pretrained_arguments(model: MlffModel) -> list[str]:
+    """The driver's options that name a pretrained model: its package name, fidelity head and weights check."""
+    arguments = ['--pretrained', model.package_model or model.model_name]
+    if model.modal:
+        arguments += ['--modal', model.modal]
+    if model.package_file and model.sha256:
+        arguments += ['--weights', model.package_file, '--weights-sha256', model.sha256]
+    return arguments
 
 
 class ModelDriverCalculation(DriverCalculation):
@@ -177,7 +263,7 @@ class ModelDriverCalculation(DriverCalculation):
     def cmdline(self) -> list[str]:
         """Arguments of the engine python: the driver and its options."""
         model = self.inputs.model
-        source = ['--pretrained', model.model_name] if model.pretrained else ['--model', model.filename]
+        source = pretrained_arguments(model) if model.pretrained else ['--model', model.filename]
         return [
             self._DRIVER,
             '--architecture',

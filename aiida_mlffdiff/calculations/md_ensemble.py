@@ -421,7 +421,10 @@ class MdEnsembleCalculation(DriverCalculation):
         return {
             'architecture': model.architecture,
             'model': None if model.pretrained else model.filename,
-            'pretrained': model.model_name if model.pretrained else None,
+            'pretrained': (model.package_model or model.model_name) if model.pretrained else None,
+            'modal': model.modal if model.pretrained else None,
+            'weights': model.package_file if model.pretrained else None,
+            'weights_sha256': model.sha256 if model.pretrained else None,
             'structure': self._STRUCTURE,
             'workers': self.workers,
             'threads': parameters['threads_per_worker'],

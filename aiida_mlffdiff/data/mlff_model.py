@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -103,7 +104,10 @@ class MlffModel(Data):
     ``engine_version``, ``filename`` (main file, None for pretrained), ``sha256`` (of the main file, None for
     pretrained), ``pretrained``, ``model_name`` (pretrained models, e.g. 'chgnet-0.3.0', '7net-0'), ``target``
     (nequip-compile target, e.g. 'ase'; None otherwise), ``torch_version``, ``extra_files`` (names) and
-    ``extra_sha256`` (name → sha256).
+    ``extra_sha256`` (name → sha256). A pretrained model also records where its weights come from: ``package_model``
+    (the package's own name, e.g. '0.3.0' for CHGNet, '7net-mf-0'), ``modal`` (the fidelity head of a multi-fidelity
+    model, e.g. 'PBE'), ``package_file`` (the weights file inside the distribution), ``sha256`` (of that file,
+    checked by the engine driver before every run) and ``source`` (reference data, publication, licence).
     """
 
     def __init__(
@@ -119,6 +123,11 @@ class MlffModel(Data):
         target: str | None = None,
         torch_version: str | None = None,
         extra_files: Sequence[str | Path] | None = None,
+        package_model: str | None = None,
+        modal: str | None = None,
+        package_file: str | None = None,
+        weights_sha256: str | None = None,
+        source: str | None = None,
         **kwargs,
     ):
         """A model from ``file`` or, without a file, a pretrained model called ``model_name``; see the class methods."""
@@ -134,7 +143,21 @@ class MlffModel(Data):
             raise MlffModelError(f'target (of nequip-compile) only applies to nequip models, not to {architecture}.')
         torch_version = _optional_str(torch_version, 'torch_version')
         model_name = _optional_str(model_name, 'model_name')
+        provenance = {
+            name: _optional_str(value, name)
+            for name, value in (
+                ('package_model', package_model), ('modal', modal), ('package_file', package_file),
+                ('source', source),
+            )
+        }  # fmt: skip
+        weights_sha256 = _optional_str(weights_sha256, 'weights_sha256')
+        if weights_sha256 is not None and not re.fullmatch('[0-9a-f]{64}', weights_sha256):
+            raise MlffModelError(f'weights_sha256 must be 64 lower-case hex digits, got {weights_sha256!r}.')
         pretrained = file is None
+        if not pretrained and (weights_sha256 or any(provenance.values())):
+            raise MlffModelError(
+                'package_model, modal, package_file, weights_sha256 and source belong to pretrained models only.'
+            )
         filename = sha256 = None
         extra_names, extra_sha256 = [], {}
         if pretrained:
@@ -142,6 +165,9 @@ class MlffModel(Data):
                 raise MlffModelError('a pretrained model needs its model_name (e.g. "chgnet-0.3.0", "7net-0").')
             if extra_files:
                 raise MlffModelError('a pretrained model has no files: extra_files cannot be given.')
+            if (provenance['package_file'] is None) != (weights_sha256 is None):
+                raise MlffModelError('package_file and weights_sha256 of a pretrained model go together.')
+            sha256 = weights_sha256
         else:
             path = Path(file)
             if not path.is_file():
@@ -172,6 +198,7 @@ class MlffModel(Data):
             'torch_version': torch_version,
             'extra_files': extra_names,
             'extra_sha256': extra_sha256,
+            **({key: value for key, value in provenance.items()} if pretrained else {}),
         }
         for key, value in attributes.items():
             self.base.attributes.set(key, value)
@@ -269,8 +296,20 @@ class MlffModel(Data):
         cutoff_A: float | None = None,
         engine: str = 'pretrained',
         engine_version: str = '',
+        package_model: str | None = None,
+        modal: str | None = None,
+        package_file: str | None = None,
+        weights_sha256: str | None = None,
+        source: str | None = None,
     ) -> MlffModel:
-        """An unstored node for a universal model that ships with its package (no file), e.g. 'chgnet-0.3.0'."""
+        """An unstored node for a universal model that ships with its package (no file), e.g. 'chgnet-0.3.0'.
+
+        :param package_model: the package's own name of the model (default: ``model_name``).
+        :param modal: fidelity head of a multi-fidelity model (e.g. ``'PBE'``).
+        :param package_file: the weights file inside the distribution (``<package>/…``), checked by sha256.
+        :param weights_sha256: sha256 of ``package_file``.
+        :param source: reference data, publication and licence, for people.
+        """
         return cls(
             model_name=model_name,
             architecture=architecture,
@@ -278,6 +317,11 @@ class MlffModel(Data):
             cutoff_A=cutoff_A,
             engine=engine,
             engine_version=engine_version,
+            package_model=package_model,
+            modal=modal,
+            package_file=package_file,
+            weights_sha256=weights_sha256,
+            source=source,
         )
 
     def describe(self) -> str:
@@ -377,13 +421,33 @@ class MlffModel(Data):
 
     @property
     def sha256(self) -> str | None:
-        """SHA-256 of the main model file, None for a pretrained model."""
+        """SHA-256 of the main model file; of the packaged weights for a pretrained model (None: not recorded)."""
         return self._attribute('sha256')
 
     @property
     def pretrained(self) -> bool:
         """Whether the model ships with its package and has no file (made by :meth:`pretrained_model`)."""
         return bool(self._attribute('pretrained'))
+
+    @property
+    def package_model(self) -> str | None:
+        """A pretrained model's name in its package (e.g. '0.3.0' for CHGNet, '7net-mf-0'); None if not recorded."""
+        return self.base.attributes.get('package_model', None)
+
+    @property
+    def modal(self) -> str | None:
+        """The fidelity head of a multi-fidelity pretrained model (e.g. 'PBE'), else None."""
+        return self.base.attributes.get('modal', None)
+
+    @property
+    def package_file(self) -> str | None:
+        """A pretrained model's weights file inside its distribution (``<package>/…``), or None."""
+        return self.base.attributes.get('package_file', None)
+
+    @property
+    def source(self) -> str | None:
+        """Where a pretrained model comes from (reference data, publication, licence), or None."""
+        return self.base.attributes.get('source', None)
 
     @property
     def model_name(self) -> str | None:

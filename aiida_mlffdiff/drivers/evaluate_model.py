@@ -5,7 +5,12 @@ Shipped into a CalcJob's folder and run by the python of the ENGINE environment 
 the pretrained one with chgnet + sevenn); it needs only numpy, ase, torch and the engine's package::
 
     python evaluate_model.py --architecture mace --model model_compiled.model --data dataset.extxyz
-    python evaluate_model.py --architecture chgnet --pretrained chgnet-0.3.0 --data dataset.extxyz
+    python evaluate_model.py --architecture chgnet --pretrained 0.3.0 --data dataset.extxyz \
+        --weights chgnet/pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar --weights-sha256 d14ab7c0...
+
+A pretrained model is loaded by the package's own name (``CHGNet.load(model_name=...)``, ``SevenNetCalculator(name,
+modal=...)``); with ``--weights`` (the weights file inside the installed package) and ``--weights-sha256`` the
+driver first checks that the file the package will load is the one the model node records (exit 3 otherwise).
 
 Writes
 
@@ -66,7 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--architecture', required=True, choices=sorted(ENGINE_PACKAGES))
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--model', type=Path, help='model file (MACE compiled, NequIP .pt2, DeePMD .pth, ...)')
-    source.add_argument('--pretrained', help='name of a model shipped by the package, e.g. chgnet-0.3.0, 7net-0')
+    source.add_argument('--pretrained', help='name of a model shipped by the package, e.g. 0.3.0 (chgnet), 7net-0')
+    parser.add_argument('--modal', help='fidelity head of a multi-fidelity pretrained model (e.g. PBE, R2SCAN)')
+    parser.add_argument('--weights', help='pretrained: the weights file inside the installed package (for its check)')
+    parser.add_argument('--weights-sha256', help='pretrained: the sha256 the weights file must have')
     parser.add_argument('--data', type=Path, required=True, help='extxyz file with the configurations')
     parser.add_argument('--output', type=Path, default=Path('predictions.npz'))
     parser.add_argument('--info', type=Path, default=Path('evaluate.json'))
@@ -135,8 +143,46 @@ def _pretrained_name(name: str, prefix: str) -> str:
     return name[len(prefix) :] if name.startswith(prefix) else name
 
 
-def build_calculator(architecture: str, model: Path | None, pretrained: str | None, device: str):
-    """The ASE calculator for the architecture, from a model file or a model name shipped by the package."""
+def package_file(relative: str) -> Path:
+    """The absolute path of ``relative`` (``<package>/…``) inside the installed package ``<package>``."""
+    import importlib.util
+
+    package, _, rest = relative.partition('/')
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DriverError('model_load_failed', EXIT_MODEL_LOAD_FAILED, f'package {package} is not installed here.')
+    return Path(next(iter(spec.submodule_search_locations))) / rest
+
+
+def verify_weights(relative: str | None, sha256: str | None) -> None:
+    """Check that the pretrained weights file the package loads is the one recorded (sha256); exit 3 otherwise."""
+    if not relative or not sha256:
+        return
+    import hashlib
+
+    path = package_file(relative)
+    if not path.is_file():
+        raise DriverError(
+            'model_load_failed', EXIT_MODEL_LOAD_FAILED,
+            f'the pretrained weights {relative} are not in this environment ({sys.executable}).',
+        )  # fmt: skip
+    digest = hashlib.sha256()
+    with path.open('rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        raise DriverError(
+            'model_load_failed', EXIT_MODEL_LOAD_FAILED,
+            f'the pretrained weights {relative} have sha256 {digest.hexdigest()}, the model node records {sha256}: '
+            'this environment installs another release of the package than the one the model was recorded with.',
+        )  # fmt: skip
+
+
+def build_calculator(
+    architecture: str, model: Path | None, pretrained: str | None, device: str, modal: str | None = None
+):
+    """The ASE calculator for the architecture, from a model file or a model name shipped by the package (``modal``:
+    the fidelity head of a multi-fidelity SevenNet model)."""
     if architecture == 'mace':
         from mace.calculators import MACECalculator
 
@@ -163,7 +209,8 @@ def build_calculator(architecture: str, model: Path | None, pretrained: str | No
     if architecture == 'sevenn':
         from sevenn.calculator import SevenNetCalculator
 
-        return SevenNetCalculator(pretrained if pretrained is not None else str(model), device=device)
+        extra = {'modal': modal} if modal else {}
+        return SevenNetCalculator(pretrained if pretrained is not None else str(model), device=device, **extra)
     raise ValueError(f'unknown architecture {architecture}')
 
 
@@ -173,8 +220,11 @@ def load_calculator(arguments: argparse.Namespace):
     if arguments.pretrained is None and arguments.model is None:
         raise DriverError('model_load_failed', EXIT_MODEL_LOAD_FAILED, 'neither --model nor --pretrained given.')
     import_engine(arguments.architecture)
+    verify_weights(arguments.weights, arguments.weights_sha256)
     try:
-        return build_calculator(arguments.architecture, arguments.model, arguments.pretrained, arguments.device)
+        return build_calculator(
+            arguments.architecture, arguments.model, arguments.pretrained, arguments.device, arguments.modal
+        )
     except Exception as exception:
         traceback.print_exc()
         what = arguments.model if arguments.model is not None else f'pretrained model {arguments.pretrained}'
@@ -278,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         'architecture': arguments.architecture,
         'model': str(arguments.model) if arguments.model is not None else None,
         'pretrained': arguments.pretrained,
+        'modal': arguments.modal,
+        'weights_sha256': arguments.weights_sha256,
         'device': arguments.device,
         'executable': sys.executable,
         'timing': {},

@@ -73,6 +73,7 @@ from evaluate_model import (
     build_calculator,
     import_engine,
     set_threads,
+    verify_weights,
     version,
 )
 
@@ -133,9 +134,14 @@ def calculator(config: dict):
         model = Path(config['model']) if config.get('model') else None
         if model is not None and not model.is_file():
             raise DriverError('model_load_failed', EXIT_MODEL_LOAD_FAILED, f'model file {model} does not exist.')
+        verify_weights(config.get('weights'), config.get('weights_sha256'))
         try:
             _CALCULATOR['calc'] = build_calculator(
-                config['architecture'], model, config.get('pretrained'), config.get('device', 'cpu')
+                config['architecture'],
+                model,
+                config.get('pretrained'),
+                config.get('device', 'cpu'),
+                config.get('modal'),
             )
         except Exception as exception:
             detail = str(exception).strip().splitlines()[0] if str(exception).strip() else ''

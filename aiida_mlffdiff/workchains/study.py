@@ -498,6 +498,16 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
             raise ValueError(
                 f'unknown pretrained model(s) {", ".join(unknown)}; known: {", ".join(PRETRAINED_MODELS)}.'
             )
+        by_architecture: dict[str, list[str]] = {}
+        for name in pretrained:
+            by_architecture.setdefault(PRETRAINED_MODELS[name]['architecture'], []).append(name)
+        clashes = {arch: names for arch, names in by_architecture.items() if len(names) > 1}
+        if clashes:
+            arch, names = next(iter(sorted(clashes.items())))
+            raise ValueError(
+                f'a study has one zero-shot row per architecture, got {len(names)} {arch} models ({", ".join(names)}): '
+                'keep one, and compare the others with `launch evaluate` or a second study.'
+            )
         problem = check_temperatures([float(t) for t in temperatures])
         if problem:
             raise ValueError(problem)

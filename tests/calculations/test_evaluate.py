@@ -125,12 +125,16 @@ def test_prepare_pretrained_model(make_training_set, engine_python, tmp_path):
     model = pretrained_model('chgnet-0.3.0')
     _, calcinfo, _ = prepare(tmp_path, code=engine_python('pretrained'), model=model, dataset=dataset)
     (codeinfo,) = calcinfo.codes_info
-    assert codeinfo.cmdline_params[:5] == [
+    assert codeinfo.cmdline_params[:9] == [
         'evaluate_model.py',
         '--architecture',
         'chgnet',
         '--pretrained',
-        'chgnet-0.3.0',
+        '0.3.0',  # the package's own name, CHGNet.load(model_name='0.3.0')
+        '--weights',
+        'chgnet/pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar',
+        '--weights-sha256',
+        model.sha256,
     ]
     assert '--model' not in codeinfo.cmdline_params
     assert calcinfo.local_copy_list == [(dataset.uuid, 'configurations.extxyz', 'dataset.extxyz')]
@@ -243,7 +247,21 @@ def test_pretrained_model_get_or_create():
 
     with pytest.raises(ValueError, match='unknown pretrained model'):
         pretrained_model('mace-mp-0')
-    assert set(PRETRAINED_MODELS) == {'chgnet-0.3.0', '7net-0'}
+    assert set(PRETRAINED_MODELS) == {
+        'chgnet-0.2.0', 'chgnet-0.3.0', 'chgnet-r2scan',
+        '7net-0', '7net-0_22may2024', '7net-l3i5', '7net-mf-0-pbe', '7net-mf-0-r2scan',
+    }  # fmt: skip
+
+    # Provenance of the weights: the file in the wheel, its sha256, the package's name and the fidelity head.
+    mf = pretrained_model('7net-mf-0-r2scan')
+    assert (mf.package_model, mf.modal) == ('7net-mf-0', 'R2SCAN')
+    assert mf.package_file == 'sevenn/pretrained_potentials/SevenNet_MF_0/checkpoint_sevennet_mf_0.pth'
+    assert mf.sha256 == pretrained_model('7net-mf-0-pbe').sha256
+    assert pretrained_model('7net-mf-0-pbe').pk != mf.pk
+    assert 'r2SCAN' in mf.source
+    assert 'MIT' in mf.source
+    assert len({pretrained_model(name).sha256 for name in PRETRAINED_MODELS}) == 7  # two heads share one file
+    assert pretrained_model('chgnet-0.2.0').cutoff_A == 5.0
 
 
 def test_driver_path():
@@ -301,9 +319,10 @@ ERROR_KEYS = (
 
 
 @pytest.mark.engines
-@pytest.mark.parametrize('name', ['chgnet-0.3.0', '7net-0'])
-def test_pretrained_model_on_lj_set(name, engine_code, make_training_set):
-    """CHGNet / SevenNet-0 on the LJ test set through AiiDA: finite metrics, right shapes, reproducible."""
+def test_pretrained_model_on_lj_set(engine_code, make_training_set):
+    """SevenNet-0 on the LJ test set through AiiDA: finite metrics, right shapes, reproducible. (Every packaged model,
+    CHGNet's included, is evaluated on real DFT labels in ``tests/workchains/test_benchmark.py``.)"""
+    name = '7net-0'
     code = engine_code('pretrained')
     dataset = make_training_set()
     model = pretrained_model(name)

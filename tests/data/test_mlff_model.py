@@ -159,6 +159,27 @@ def test_pretrained_model(tmp_path):
     assert node.pk in query.all(flat=True)
     with pytest.raises(MlffModelError, match='needs its model_name'):
         MlffModel.pretrained_model('', architecture='chgnet', species=SPECIES)
+    with pytest.raises(MlffModelError, match='go together'):
+        MlffModel.pretrained_model('x', architecture='chgnet', species=SPECIES, package_file='chgnet/x.pth')
+    with pytest.raises(MlffModelError, match='64 lower-case hex'):
+        MlffModel.pretrained_model('x', architecture='chgnet', species=SPECIES, package_file='a', weights_sha256='ab')
+    recorded = MlffModel.pretrained_model(
+        'x', architecture='sevenn', species=SPECIES, package_model='7net-mf-0', modal='PBE',
+        package_file='sevenn/w.pth', weights_sha256='0' * 64, source='test',
+    )  # fmt: skip
+    assert (recorded.package_model, recorded.modal, recorded.package_file, recorded.sha256, recorded.source) == (
+        '7net-mf-0',
+        'PBE',
+        'sevenn/w.pth',
+        '0' * 64,
+        'test',
+    )
+    recorded.verify_checksum()  # the driver checks the packaged file, not the node
+
+
+def test_weights_provenance_is_for_pretrained_models_only(model_file):
+    with pytest.raises(MlffModelError, match='pretrained models only'):
+        MlffModel(file=model_file, architecture='nequip', species=SPECIES, engine='nequip', modal='PBE')
 
 
 def test_extra_files(model_file, tmp_path):

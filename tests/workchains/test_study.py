@@ -142,6 +142,10 @@ def test_missing_codes_say_how_to_register_them(own_computer):
         ),
         ({'overrides': {'sampling': {'n_configurations': 0}}}, 'n_configurations must be at least 1'),
         ({'overrides': {'reference_max_failed_fraction': 1.5}}, 'max_failed_fraction must be in [0, 1]'),
+        (
+            {'pretrained': ['7net-0', '7net-l3i5']},
+            'one zero-shot row per architecture, got 2 sevenn models (7net-0, 7net-l3i5)',
+        ),
     ],
 )
 def test_bad_inputs_are_refused_at_submission(primitive, stand_in_codes, pseudo_family, changes, message):
