@@ -138,10 +138,13 @@ def evaluation_metrics(
     species: Sequence[str],
     reference_stress_eV_A3=None,
     predicted_stress_eV_A3=None,
+    config_types: Sequence[str] | None = None,
 ) -> dict:
     """All metrics of one evaluation as one flat-ish dict (units in the keys).
 
-    Stress metrics are included only when both reference and predicted stresses are given.
+    Stress metrics are included only when both reference and predicted stresses are given. With ``config_types``
+    (one label per configuration, e.g. ``near-equilibrium``, ``md-hot``), ``per_config_type`` holds the energy and
+    force errors of each type (with their own per-species force errors).
     """
     counts = np.asarray(n_atoms, dtype=int)
     if int(counts.sum()) != len(species):
@@ -152,11 +155,46 @@ def evaluation_metrics(
         **energy_errors(reference_energy_eV, predicted_energy_eV, counts),
         **force_errors(reference_forces_eV_A, predicted_forces_eV_A, species),
     }
+    if config_types is not None:
+        metrics['per_config_type'] = per_config_type_errors(
+            config_types, counts, reference_energy_eV, predicted_energy_eV, reference_forces_eV_A,
+            predicted_forces_eV_A, species,
+        )  # fmt: skip
     has_stress = reference_stress_eV_A3 is not None and predicted_stress_eV_A3 is not None
     metrics['has_stress'] = has_stress
     if has_stress:
         metrics.update(stress_errors(reference_stress_eV_A3, predicted_stress_eV_A3))
     return metrics
+
+
+def per_config_type_errors(
+    config_types: Sequence[str],
+    n_atoms,
+    reference_energy_eV,
+    predicted_energy_eV,
+    reference_forces_eV_A,
+    predicted_forces_eV_A,
+    species: Sequence[str],
+) -> dict[str, dict]:
+    """Energy (meV/atom) and force (meV/Å, per species too) errors of each configuration type (one per structure)."""
+    counts = np.asarray(n_atoms, dtype=int)
+    types = np.asarray(config_types, dtype=str)
+    if types.shape != counts.shape:
+        raise MetricsError(f'{types.size} configuration types given for {counts.size} configurations.')
+    atom_types = np.repeat(types, counts)
+    energies = (np.asarray(reference_energy_eV, float), np.asarray(predicted_energy_eV, float))
+    forces = (np.asarray(reference_forces_eV_A, float), np.asarray(predicted_forces_eV_A, float))
+    symbols = np.asarray(species, dtype=str)
+    result = {}
+    for name in sorted(set(types.tolist())):
+        configurations, atoms = types == name, atom_types == name
+        result[name] = {
+            'n_structures': int(configurations.sum()),
+            'n_atoms': int(counts[configurations].sum()),
+            **energy_errors(energies[0][configurations], energies[1][configurations], counts[configurations]),
+            **force_errors(forces[0][atoms], forces[1][atoms], symbols[atoms].tolist()),
+        }
+    return result
 
 
 def parity_arrays(

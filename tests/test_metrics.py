@@ -117,3 +117,31 @@ def test_evaluation_metrics_and_parity():
 def test_bad_input_is_refused(call, message):
     with pytest.raises(MetricsError, match=message):
         call()
+
+
+def test_errors_per_configuration_type():
+    """Two types: the per-type errors are those of each type's configurations alone."""
+    from aiida_mlffdiff.metrics import evaluation_metrics
+
+    n_atoms = [2, 2, 2]
+    reference_forces = np.zeros((6, 3))
+    predicted_forces = np.zeros((6, 3))
+    predicted_forces[4:] = 0.3  # the hot configuration is off by 0.3 eV/Å per component
+    metrics = evaluation_metrics(
+        reference_energy_eV=[0.0, 0.0, 0.0], predicted_energy_eV=[0.0, 0.02, 0.2], n_atoms=n_atoms,
+        reference_forces_eV_A=reference_forces, predicted_forces_eV_A=predicted_forces,
+        species=['Na', 'S'] * 3, config_types=['near-equilibrium', 'near-equilibrium', 'md-hot'],
+    )  # fmt: skip
+    per_type = metrics['per_config_type']
+    assert set(per_type) == {'near-equilibrium', 'md-hot'}
+    assert per_type['near-equilibrium']['n_structures'] == 2
+    assert per_type['near-equilibrium']['force_mae_meV_A'] == 0
+    assert per_type['md-hot']['force_mae_meV_A'] == pytest.approx(300)
+    assert per_type['md-hot']['force_mae_per_species_meV_A'] == {'Na': pytest.approx(300), 'S': pytest.approx(300)}
+    assert per_type['md-hot']['energy_mae_meV_atom'] == pytest.approx(100)
+    assert metrics['force_mae_meV_A'] == pytest.approx(100)
+    with pytest.raises(MetricsError, match='configuration types'):
+        evaluation_metrics(
+            reference_energy_eV=[0.0], predicted_energy_eV=[0.0], n_atoms=[2], reference_forces_eV_A=np.zeros((2, 3)),
+            predicted_forces_eV_A=np.zeros((2, 3)), species=['Na', 'S'], config_types=['a', 'b'],
+        )  # fmt: skip

@@ -12,7 +12,7 @@ from aiida.cmdline.utils import decorators, echo
 from . import cmd_root
 
 #: Shipped structures ``--structure`` accepts by name.
-SHIPPED = ('li6ps5cl-primitive', 'li6ps5cl-conventional', 'li3n', 'li2s-primitive', 'li2s-conventional')
+SHIPPED = ('li6ps5cl-primitive', 'li6ps5cl-conventional', 'li3n', 'li2s-primitive', 'li2s-conventional', 'na3ps4')
 
 
 def _names(value: str) -> list[str]:
@@ -41,9 +41,8 @@ def _sizes(value: str) -> list[int | float]:
 
 def load_structure(value: str):
     """A StructureData from a pk/UUID, a shipped name (:data:`SHIPPED`; ``li3n`` is the 2×2×1 α-Li3N cell, ``li2s-*``
-    antifluorite Li2S) or a file
-    ASE reads. A new one (shipped or file) is left unstored: the launch stores it with the process, a refused launch
-    stores nothing.
+    antifluorite Li2S, ``na3ps4`` tetragonal Na3PS4) or a file ASE reads. A new one (shipped or file) is left
+    unstored: the launch stores it with the process, a refused launch stores nothing.
 
     :raises ValueError: none of these.
     """
@@ -54,6 +53,10 @@ def load_structure(value: str):
         from ..structures.nitride import li3n_structure
 
         return li3n_structure()
+    if value == 'na3ps4':
+        from ..structures.sodium import na3ps4_structure
+
+        return na3ps4_structure()
     if value.startswith('li2s-') and value in SHIPPED:
         from ..structures.sulfide import li2s_structure
 

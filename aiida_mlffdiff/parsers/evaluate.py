@@ -65,7 +65,9 @@ class EvaluateParser(DriverParser):
             'predicted_stress_eV_A3': predicted['stress_eV_A3'] if use_stress else None,
         }
         try:
-            metrics = evaluation_metrics(species=reference['species'].tolist(), **arguments)
+            metrics = evaluation_metrics(
+                species=reference['species'].tolist(), config_types=reference['config_types'], **arguments
+            )
             arrays = parity_arrays(**arguments)
         except MetricsError as exception:
             return self._exit('ERROR_INCONSISTENT_OUTPUT', str(exception))
@@ -104,6 +106,10 @@ class EvaluateParser(DriverParser):
             'stress_eV_A3': np.array([np.reshape(s, 6) for s in stresses], dtype=float) if has_stress else None,
             'n_atoms': np.array([len(atoms) for atoms in atoms_list], dtype=np.int64),
             'species': np.array([s for atoms in atoms_list for s in atoms.get_chemical_symbols()]),
+            # per-type errors only when the dataset labels its configurations (e.g. near-equilibrium, md-hot)
+            'config_types': [str(atoms.info.get('config_type', 'unlabelled')) for atoms in atoms_list]
+            if any('config_type' in atoms.info for atoms in atoms_list)
+            else None,
         }
 
     @staticmethod

