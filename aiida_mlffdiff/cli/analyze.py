@@ -29,14 +29,27 @@ def analyze_files(
     window: tuple[float, float] | None = None,
     estimator: str = 'auto',
     lammps_types: list[str] | None = None,
+    reference: dict | None = None,
 ) -> dict:
     """Import trajectory files as nodes and run ``msd_from_trajectories`` and ``compute_diffusion``.
 
     Everything is checked on unstored data first, so bad input raises ``ValueError`` (``AnalysisError``)
     and stores nothing.
 
+    :param reference: the files are a reference run (AIMD): what it is, stored on every trajectory as the attribute
+        ``mlffdiff_reference`` (:func:`reference_metadata`: code, functional, temperature in K, time step in fs,
+        source); the D result is what a benchmark takes as ``reference_diffusion``.
+
     :return: the diffusion result with the pks of the nodes created.
     """
+    if reference is not None:
+        reference = reference_metadata(**reference)
+        if temperature_K is None:
+            temperature_K = reference['temperature_K']
+        elif temperature_K != reference['temperature_K']:
+            raise ValueError(
+                f'the temperature {temperature_K} K and the reference run at {reference["temperature_K"]} K.'
+            )
     parts = [read_trajectory(path, fmt, lammps_types) for path in paths]
     msd_parameters = {'species': species, 'frame_interval_fs': frame_interval_fs, 'mode': mode}
     if temperature_K is not None:
@@ -52,6 +65,9 @@ def analyze_files(
         f'part_{i:03d}': trajectory_node(part, path, fmt)
         for i, (part, path) in enumerate(zip(parts, paths, strict=True))
     }
+    if reference is not None:
+        for node in trajectories.values():
+            node.base.attributes.set('mlffdiff_reference', reference)
     msd, msd_call = msd_from_trajectories.run_get_node(parameters=Dict(msd_parameters), **trajectories)
     if not msd_call.is_finished_ok:
         raise AnalysisError(
@@ -71,6 +87,28 @@ def analyze_files(
     return result
 
 
+def reference_metadata(
+    *, code: str, functional: str, temperature_K: float, timestep_fs: float | None = None, source: str = ''
+) -> dict:
+    """What a reference (AIMD) run is: the code (e.g. VASP), functional, temperature (K), MD time step (fs), source.
+
+    :raises ValueError: a blank code or functional, a temperature or time step that is not positive.
+    """
+    if not str(code).strip() or not str(functional).strip():
+        raise ValueError('a reference run needs its code and functional (e.g. --reference-code VASP --functional PBE).')
+    if not isinstance(temperature_K, int | float) or not temperature_K > 0:
+        raise ValueError(f'a reference run needs its temperature in K (> 0), got {temperature_K!r}.')
+    if timestep_fs is not None and not timestep_fs > 0:
+        raise ValueError(f'the time step must be positive (fs), got {timestep_fs!r}.')
+    return {
+        'code': str(code).strip(),
+        'functional': str(functional).strip(),
+        'temperature_K': float(temperature_K),
+        'timestep_fs': None if timestep_fs is None else float(timestep_fs),
+        'source': str(source).strip(),
+    }
+
+
 @cmd_root.command('analyze')
 @click.argument('files', nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
@@ -88,6 +126,13 @@ def analyze_files(
 @click.option('-T', '--temperature', type=float, help='Temperature of the run (K), for σ and Arrhenius fits.')
 @click.option('--estimator', type=click.Choice(ESTIMATORS), default='auto', show_default=True, help='Estimator of D.')
 @click.option('--lammps-types', help='Comma-separated symbols of LAMMPS atom types 1, 2, ... (dumps without elements).')
+@click.option(
+    '--reference-code',
+    help='The files are a reference (AIMD) run of this code (e.g. VASP, QE): stored with its metadata for benchmarks.',
+)
+@click.option('--functional', help='Reference run: the DFT functional (e.g. PBE, r2SCAN).')
+@click.option('--timestep-fs', type=float, help='Reference run: its MD time step (fs).')
+@click.option('--source', default='', help='Reference run: where it comes from (publication, DOI, archive).')
 @click.option('--json', 'as_json', is_flag=True, help='Print one JSON object instead of text.')
 @decorators.with_dbenv()
 def analyze(
@@ -101,12 +146,24 @@ def analyze(
     temperature,
     estimator,
     lammps_types,
+    reference_code,
+    functional,
+    timestep_fs,
+    source,
     as_json,
 ):
     """Compute D (cm²/s) ± error of the mobile species from trajectory FILES (gzip/bz2/xz read directly)."""
     if (fit_start_ps is None) != (fit_end_ps is None):
         echo.echo_critical('give both --fit-start-ps and --fit-end-ps, or neither (automatic window).')
     window = None if fit_start_ps is None else (fit_start_ps, fit_end_ps)
+    reference = None
+    if reference_code or functional or timestep_fs is not None or source:
+        if not (reference_code and functional and temperature is not None):
+            echo.echo_critical('a reference run needs --reference-code, --functional and --temperature together.')
+        reference = {
+            'code': reference_code, 'functional': functional, 'temperature_K': temperature,
+            'timestep_fs': timestep_fs, 'source': source,
+        }  # fmt: skip
     try:
         result = analyze_files(
             files,
@@ -118,6 +175,7 @@ def analyze(
             window=window,
             estimator=estimator,
             lammps_types=lammps_types.split(',') if lammps_types else None,
+            reference=reference,
         )
     except ValueError as exception:
         echo.echo_critical(str(exception))

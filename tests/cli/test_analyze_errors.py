@@ -201,3 +201,34 @@ def test_a_trajectory_without_motion_is_unresolved_not_a_crash(cli, make_positio
     assert result.exit_code == 0, result.output
     assert 'Traceback' not in result.output
     assert 'unresolved' in result.output.lower()
+
+
+@pytest.mark.parametrize(
+    ('options', 'match'),
+    [
+        (('--functional', 'PBE', '-T', 600), 'needs --reference-code, --functional and --temperature'),
+        (('--reference-code', 'VASP', '--functional', 'PBE'), 'needs --reference-code, --functional and --temperature'),
+        (('--reference-code', 'VASP', '--functional', 'PBE', '-T', 600, '--timestep-fs', -2), 'time step must be'),
+        (('--reference-code', 'VASP', '--functional', ' ', '-T', 600), 'needs its code and functional'),
+    ],
+)
+def test_reference_run_metadata(cli, good_files, options, match):
+    assert match.lower() in refuse(cli, good_files, *options)
+
+
+def test_reference_run_is_stored_with_its_metadata(cli, good_files):
+    """An AIMD reference: every trajectory carries what it is; the D is the benchmark's reference_diffusion."""
+    from aiida import orm
+
+    from aiida_mlffdiff.benchmark_report import reference_metadata
+
+    result = cli.analyze(
+        good_files, '-T', 600, '--reference-code', 'VASP', '--functional', 'PBE', '--timestep-fs', 2, '--source',
+        'doi:10.0/test',
+    )  # fmt: skip
+    for pk in result['trajectory_pks']:
+        assert orm.load_node(pk).base.attributes.get('mlffdiff_reference')['functional'] == 'PBE'
+    metadata = reference_metadata(orm.load_node(result['pk']))
+    assert metadata == {
+        'code': 'VASP', 'functional': 'PBE', 'temperature_K': 600.0, 'timestep_fs': 2.0, 'source': 'doi:10.0/test'
+    }  # fmt: skip
