@@ -33,6 +33,7 @@ FLOORS = {
     'workchains': 4,
     # what is built from stored results
     'study_report': 5,
+    'benchmark_report': 5,
     'planner': 5,
     'plotting': 5,
     'demo': 5,

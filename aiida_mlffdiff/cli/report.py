@@ -37,6 +37,9 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
 
     if as_json and as_csv:
         echo.echo_critical('choose one of --json and --csv.')
+    if study.process_type == 'aiida.workflows:mlffdiff.benchmark':
+        _benchmark(study, as_json)
+        return
     try:
         rows = study_rows(study)
     except ValueError as exception:
@@ -83,3 +86,19 @@ def report(study, as_json, as_csv, reference_row, reference_d, temperature):
         echo.echo(format_force_constants(force_constants))
     for label, reason in failed.items():
         echo.echo_warning(f'{label}: {reason}')
+
+
+def _benchmark(node, as_json: bool) -> None:
+    """The report of a BenchmarkWorkChain (text or JSON)."""
+    from ..benchmark_report import benchmark_data, format_benchmark
+
+    try:
+        data = benchmark_data(node)
+    except ValueError as exception:
+        echo.echo_critical(str(exception))
+    if as_json:
+        echo_json(data)
+        return
+    state = 'finished ok' if node.is_finished_ok else f'state {node.process_state.value} [{node.exit_status}]'
+    echo.echo(f'BenchmarkWorkChain<{node.pk}> ({state}); forces against DFT in meV/Å, D in cm²/s')
+    echo.echo(format_benchmark(data))
