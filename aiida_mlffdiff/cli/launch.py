@@ -403,6 +403,64 @@ def launch_force_constants(
     _check_and_launch(ForceConstantsWorkChain, builder, daemon, 'aiida-mlffdiff plot {pk}')
 
 
+@launch.command('benchmark')
+@click.option(
+    '-m', '--model', 'models', multiple=True, required=True, help='pk/UUID or a pretrained name (repeatable).'
+)
+@click.option('--reference-set', help='pk/UUID of the DFT TrainingSet the forces are judged against.')
+@click.option('-s', '--structure', help=f'MD cell: pk/UUID, a file, or {" | ".join(SHIPPED)}.')
+@click.option('-T', '--temperatures', default='', help='MD temperatures (K), comma-separated.')
+@click.option('--mobile', default='Li', show_default=True, help='Mobile species of the MD.')
+@click.option('-p', '--protocol', default='moderate', show_default=True, help='MD protocol: fast | moderate | precise.')
+@click.option(
+    '--reference-d', 'references', multiple=True,
+    help='A reference D per temperature: T=PK (the diffusion result of `analyze --reference-code`), repeatable.',
+)  # fmt: skip
+@click.option('-Y', '--computer', default='localhost', show_default=True, help='Computer of the engine codes.')
+@click.option('-d', '--daemon', is_flag=True, help='Submit to the daemon and return (else run here).')
+@decorators.with_dbenv()
+def launch_benchmark(models, reference_set, structure, temperatures, mobile, protocol, references, computer, daemon):
+    """Several models against DFT forces (per species, per configuration type) and against a reference D."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    from ..data.training_set import TrainingSet
+    from ..workchains.benchmark import BenchmarkWorkChain, model_label
+
+    try:
+        nodes, codes = {}, {}
+        for name in models:
+            node, code = _model_and_code(name, lambda node: node.engine, computer)
+            label = model_label(name if node.pretrained else f'{node.architecture}_{node.pk}')
+            nodes[label], codes[label] = node, code
+        dataset = None
+        if reference_set:
+            try:
+                dataset = orm.load_node(reference_set)
+            except NotExistent as exception:
+                raise ValueError(f'no reference set {reference_set!r}: {exception}') from exception
+            if not isinstance(dataset, TrainingSet):
+                raise ValueError(
+                    f'--reference-set {reference_set} is a {dataset.__class__.__name__}, not a TrainingSet.'
+                )
+        reference_d = {}
+        for item in references:
+            temperature, _, pk = item.partition('=')
+            try:
+                reference_d[float(temperature)] = orm.load_node(pk.strip())
+            except (ValueError, NotExistent) as exception:
+                raise ValueError(f'--reference-d takes T=PK, got {item!r}: {exception}') from exception
+        values = _temperatures(temperatures) if temperatures else None
+        builder = BenchmarkWorkChain.get_builder_from_protocol(
+            nodes, codes, reference_set=dataset, structure=load_structure(structure) if structure else None,
+            temperatures=values, protocol=protocol, overrides={'md': {'mobile_species': mobile}},
+            reference_diffusion=reference_d or None,
+        )  # fmt: skip
+    except ValueError as exception:
+        echo.echo_critical(str(exception))
+    _check_and_launch(BenchmarkWorkChain, builder, daemon, 'aiida-mlffdiff report {pk}')
+
+
 def _integers(text: str, option: str) -> list[int] | None:
     """A comma-separated list of integers (None when empty), or ValueError naming the option."""
     try:

@@ -21,7 +21,7 @@ from ..calculations.evaluate import EvaluateCalculation, model_code_problem
 from ..data.mlff_model import MlffModel
 from ..data.training_set import TrainingSet
 from ..functions.benchmark import compare_benchmark
-from .diffusion import DiffusionWorkChain, temperature_label
+from .diffusion import DiffusionWorkChain, md_inputs_problem, temperature_label
 
 
 def model_label(name: str) -> str:
@@ -50,6 +50,13 @@ def validate_inputs(value, _=None) -> str | None:
         problem = model_code_problem(model, codes[label])
         if problem:
             return f'models.{label}: {problem}'
+        if structure is not None:  # what each model's DiffusionWorkChain and its MD jobs would refuse, checked now
+            diffusion = dict(value['diffusion'])
+            md = {**dict(diffusion.get('md', {}).get('md', {})), 'code': codes[label]}
+            chain = {**diffusion, 'model': model, 'structure': structure, 'temperatures': temperatures}
+            problem = md_inputs_problem(chain, md)
+            if problem:
+                return f'models.{label}: {problem}'
         for what, node in (('reference_set', reference_set), ('structure', structure)):
             if node is None:
                 continue

@@ -76,6 +76,7 @@ class Files:
 
 ANALYZE = ['analyze', '--format', 'extxyz', '--frame-interval-fs', '100']
 FC = ['launch', 'force-constants', '-s', 'li2s-conventional']
+BM = ['launch', 'benchmark', '-m', '7net-0']
 
 
 def fc(*extra) -> list:
@@ -283,6 +284,19 @@ CASES: list[tuple[str, Callable[[Files], list], str]] = [
         lambda f: fc('--supercell', '2,2,2', '--orders', '3'),
         "'3' is not one of",
     ),
+    ('benchmark: nothing to judge against', lambda f: [*BM], 'nothing to benchmark'),
+    (
+        'benchmark: reference set of another type',
+        lambda f: [*BM, '--reference-set', orm.Int(8).store().pk],
+        'is a int, not a trainingset',
+    ),
+    ('benchmark: reference D not T=PK', lambda f: [*BM, '--reference-d', 'x'], '--reference-d takes t=pk'),
+    ('benchmark: MD without temperatures', lambda f: [*BM, '-s', 'na3ps4', '--mobile', 'Na'], 'temperatures'),
+    (
+        'benchmark: mobile species not in the cell',
+        lambda f: [*BM, '-s', 'na3ps4', '-T', '900'],
+        'mobile_species li is not in the structure',
+    ),
     ('setup: unknown engine', lambda f: ['setup', '--engines', 'foo,bar'], '--engines: unknown engine(s) bar, foo'),
     (
         'setup: unknown computer',
@@ -319,7 +333,7 @@ def files(tmp_path, make_positions, own_computer) -> Files:
 @pytest.mark.parametrize(('case', 'arguments', 'fragment'), CASES, ids=[case for case, _, _ in CASES])
 def test_refused_with_one_line_and_nothing_stored(cli, files, case, arguments, fragment):
     args = [str(value) for value in arguments(files)]
-    if args[:2] in (['launch', 'locality'], ['launch', 'scaling'], ['launch', 'force-constants']):
+    if args[:2] in (['launch', 'locality'], ['launch', 'scaling'], ['launch', 'force-constants'], BM[:2]):
         args += ['-Y', files.computer]
     before = node_count()
     result = cli(*args)
