@@ -207,7 +207,8 @@ def run_torchsim(engine_code, model, structure, workers: int = 1, **parameters):
 @pytest.mark.engines
 @pytest.mark.parametrize('architecture', ['deepmd', 'nequip'])
 def test_torchsim_ensemble_runs_and_is_reproducible(architecture, engine_code, torchsim_model, lpsc_structure, capsys):
-    """A batched ensemble through AiiDA gives finite MSDs; the same seeds give the same MSD."""
+    """A batched ensemble through AiiDA gives finite MSDs; the same seeds give the same MSD (checked with DeePMD: the
+    seeds and the integrator are torch-sim's, not the model's; a NequIP run costs ~50 s on 2 cores)."""
     model = torchsim_model(architecture)
     results, node, wall = run_torchsim(engine_code, model, lpsc_structure)
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
@@ -228,10 +229,11 @@ def test_torchsim_ensemble_runs_and_is_reproducible(architecture, engine_code, t
     assert info['versions']['torch_sim'] == '0.6.2'
     assert 0 < info['timing']['model_share'] <= 1
 
-    again, node2, _ = run_torchsim(engine_code, model, lpsc_structure)
-    assert node2.is_finished_ok, (node2.exit_status, node2.exit_message)
-    assert [r['status'] for r in again['thermo']['replicas']] == [r['status'] for r in thermo['replicas']]
-    np.testing.assert_allclose(again['msd'].msd_A2, msd.msd_A2, rtol=1e-6, atol=1e-8)
+    if architecture == 'deepmd':
+        again, node2, _ = run_torchsim(engine_code, model, lpsc_structure)
+        assert node2.is_finished_ok, (node2.exit_status, node2.exit_message)
+        assert [r['status'] for r in again['thermo']['replicas']] == [r['status'] for r in thermo['replicas']]
+        np.testing.assert_allclose(again['msd'].msd_A2, msd.msd_A2, rtol=1e-6, atol=1e-8)
     with capsys.disabled():
         print(
             f'\nmd_ensemble (torchsim, {architecture}, 16 atoms, 3 replicas batched × 0.12 ps): {wall:.1f} s wall, '

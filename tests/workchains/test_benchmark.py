@@ -202,7 +202,7 @@ def test_universal_models_on_na3ps4_against_dft_and_a_reference(benchmark_run):
     [
         ('no_code', 'has no code'),
         ('nothing', 'nothing to benchmark'),
-        ('li_model_on_na', 'cannot run the structure'),
+        ('li_model_on_na', 'does not cover Na, P, S'),
         ('reference_at_other_t', 'is at none of the temperatures'),
     ],
 )
