@@ -73,8 +73,16 @@ def validate_inputs(value, _=None) -> str | None:
         for t_label, node in sorted(references.items()):
             if t_label not in wanted:
                 return f'reference_diffusion.{t_label} is at none of the temperatures ({", ".join(sorted(wanted))}).'
-            if 'D_cm2_s' not in node.get_dict():
+            result = node.get_dict()
+            if 'D_cm2_s' not in result:
                 return f'reference_diffusion.{t_label} holds no D_cm2_s: give the diffusion result of `analyze`.'
+            at = result.get('temperature_K')
+            if at is not None and temperature_label(float(at)) != t_label:
+                return f'reference_diffusion.{t_label} is the D of a run at {at:g} K.'
+            parameters = value['diffusion'].get('md', {}).get('md', {}).get('parameters')
+            mobile = parameters.get_dict().get('mobile_species', 'Li') if parameters is not None else None
+            if result.get('species') and mobile and result['species'] != mobile:
+                return f'reference_diffusion.{t_label} is the D of {result["species"]}, the MD follows {mobile}.'
     return None
 
 

@@ -204,6 +204,8 @@ def test_universal_models_on_na3ps4_against_dft_and_a_reference(benchmark_run):
         ('nothing', 'nothing to benchmark'),
         ('li_model_on_na', 'does not cover Na, P, S'),
         ('reference_at_other_t', 'is at none of the temperatures'),
+        ('reference_run_at_other_t', 'is the D of a run at 600 K'),
+        ('reference_of_other_species', 'is the D of Li, the MD follows Na'),
     ],
 )
 def test_benchmark_refused_at_submission(change, match, engine_code):
@@ -222,8 +224,14 @@ def test_benchmark_refused_at_submission(change, match, engine_code):
             builder.pop(key, None)
     elif change == 'li_model_on_na':
         builder.models = {'sevennet_0': MlffModel.pretrained_model('li-only', architecture='sevenn', species=['Li'])}
-    else:
+    elif change == 'reference_at_other_t':
         builder.reference_diffusion = {'T_600K': orm.Dict({'D_cm2_s': 1e-5, 'D_err_cm2_s': 1e-6})}
+    elif change == 'reference_run_at_other_t':
+        builder.reference_diffusion = {'T_900K': orm.Dict({'D_cm2_s': 1e-5, 'D_err_cm2_s': 1e-6, 'temperature_K': 600})}
+    else:
+        builder.reference_diffusion = {
+            'T_900K': orm.Dict({'D_cm2_s': 1e-5, 'D_err_cm2_s': 1e-6, 'temperature_K': 900, 'species': 'Li'})
+        }
     count = orm.QueryBuilder().append(orm.ProcessNode).count()
     with pytest.raises(ValueError, match=match):
         run(builder)
