@@ -381,3 +381,45 @@ def plot_force_constants(sources: dict[str, dict], metrics: dict[str, dict], pat
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return Path(path)
+
+
+def plot_benchmark(comparison: dict, path: str | Path) -> Path:
+    """A benchmark: force MAE per species (meV/Å, grouped bars, log axis) and D/D_ref per model with its 1σ band on a
+    log axis, one marker per temperature; a ratio that is not a result is written "unresolved" at 1, never drawn."""
+    rows = comparison['rows']
+    labels = [row['label'] for row in rows]
+    species = sorted({s for row in rows for s in (row.get('force_mae_per_species_meV_A') or {})})
+    temperatures = sorted(
+        {t for row in rows for t in row['temperatures']}, key=lambda t: float(t[2:-1].replace('p', '.'))
+    )
+    figure, (forces, ratios) = plt.subplots(1, 2, figsize=(12, 0.45 * len(labels) + 2.5), sharey=True)
+    positions = np.arange(len(labels))
+    width = 0.8 / max(len(species), 1)
+    for k, symbol in enumerate(species):
+        values = [(row.get('force_mae_per_species_meV_A') or {}).get(symbol, np.nan) for row in rows]
+        forces.barh(positions + (k - (len(species) - 1) / 2) * width, values, height=width, label=symbol)
+    forces.set(xscale='log', xlabel='force MAE against DFT (meV/Å)', yticks=positions, yticklabels=labels)
+    if species:
+        forces.legend(fontsize='small')
+    ratios.axvline(1.0, color='0.5', linewidth=1)
+    for k, t_label in enumerate(temperatures):
+        for i, row in enumerate(rows):
+            cell = row['temperatures'].get(t_label, {})
+            if 'D_ref_cm2_s' not in cell:
+                continue
+            y = i + (k - (len(temperatures) - 1) / 2) * 0.2
+            if cell.get('ratio') is None:
+                ratios.text(1.0, y, ' unresolved', fontsize='x-small', va='center', color='C3')
+                continue
+            low, high = (cell['ratio'] * np.exp(sign * cell['ln_ratio_err']) for sign in (-1, 1))
+            ratios.errorbar(cell['ratio'], y, xerr=[[cell['ratio'] - low], [high - cell['ratio']]], fmt='o',
+                            color=f'C{k}', label=t_label if i == 0 else None)  # fmt: skip
+    ratios.set(xscale='log', xlabel='D / D_ref (1σ)', title='diffusion against the reference')
+    for axis in (forces, ratios):  # the minor labels of a short log axis overlap
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if temperatures and any('D_ref_cm2_s' in row['temperatures'].get(t, {}) for row in rows for t in temperatures):
+        ratios.legend(fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)

@@ -14,7 +14,8 @@ from ..data.msd import MsdData
 from . import cmd_root
 
 PLOTTABLE = (
-    'a study (MlffDiffusionStudyWorkChain), a ForceConstantsWorkChain, a LocalityWorkChain or its locality Dict, '
+    'a study (MlffDiffusionStudyWorkChain), a ForceConstantsWorkChain, a BenchmarkWorkChain, a LocalityWorkChain or '
+    'its locality Dict, '
     'a ScalingWorkChain, a '
     'compute_diffusion or '
     'fit_arrhenius call, its output Dict, a pooled MSD ArrayData or an MsdData node'
@@ -129,13 +130,24 @@ def plot_node(node: Node, output: Path) -> Path:
 
     :raises ValueError: for any other node, or an output path in a directory that does not exist.
     """
-    from ..plotting import plot_arrhenius, plot_force_constants, plot_locality, plot_msd, plot_scaling
+    from ..plotting import (
+        plot_arrhenius,
+        plot_benchmark,
+        plot_force_constants,
+        plot_locality,
+        plot_msd,
+        plot_scaling,
+    )
 
     output = Path(output)
     if not output.parent.is_dir():
         raise ValueError(f'cannot write {output}: the directory {output.parent} does not exist.')
     if getattr(node, 'process_label', None) == 'ForceConstantsWorkChain':
         return plot_force_constants(*force_constant_sources(node), output)
+    if getattr(node, 'process_label', None) == 'BenchmarkWorkChain':
+        if 'comparison' not in node.outputs:
+            raise ValueError(f'BenchmarkWorkChain<{node.pk}> has no comparison (state {node.process_state}).')
+        return plot_benchmark(node.outputs.comparison.get_dict(), output)
     if getattr(node, 'process_label', None) == 'LocalityWorkChain':
         if 'locality' not in node.outputs:
             raise ValueError(f'LocalityWorkChain<{node.pk}> has no locality output (state {node.process_state}).')

@@ -61,6 +61,25 @@ def test_model_labels_and_the_ratio_arithmetic():
     assert table['force_vs_d_correlation']['T_900K']['unresolved'] == '1 model(s): a rank correlation needs at least 4'
 
 
+def test_benchmark_plot(tmp_path):
+    """Force MAE per species and D/D_ref per model; an unresolved ratio is written, not drawn."""
+    from aiida_mlffdiff.plotting import plot_benchmark
+
+    reference = {'T_900K': {'temperature_K': 900.0, 'D_cm2_s': 2e-5, 'D_err_cm2_s': 3e-6}}
+    entries = {
+        'a': {'temperature_K': 900.0, 'D_cm2_s': 4e-5, 'D_err_cm2_s': 4e-6, 'unresolved': None},
+        'b': {'temperature_K': 900.0, 'D_cm2_s': -1e-6, 'D_err_cm2_s': 1e-6, 'unresolved': 'D ≤ 0'},
+    }
+    table = benchmark_table(
+        {label: {'force_mae_per_species_meV_A': {'Na': 20.0, 'S': 90.0}} for label in entries},
+        {label: {'temperatures': {'T_900K': entry}} for label, entry in entries.items()},
+        reference,
+    )
+    assert table['rows'][1]['temperatures']['T_900K']['ratio'] is None
+    path = plot_benchmark(table, tmp_path / 'benchmark.png')
+    assert path.stat().st_size > 10_000
+
+
 def _configurations() -> dict[str, orm.StructureData]:
     """Na3PS4 near equilibrium (0.02 Å rattle) and as a hot MD snapshot would be (0.12 Å), labelled by type."""
     structures = {}
@@ -134,7 +153,7 @@ def benchmark_run(qe_code, pseudo_family, engine_code, tmp_path):
 
 
 @pytest.mark.engines
-def test_universal_models_on_na3ps4_against_dft_and_a_reference(benchmark_run):
+def test_universal_models_on_na3ps4_against_dft_and_a_reference(benchmark_run, tmp_path):
     results, node, reference, training_set, models = benchmark_run
     report = '\n'.join(log.message for log in orm.Log.collection.get_logs_for(node))
     assert node.exit_status == BenchmarkWorkChain.exit_codes.ERROR_SOME_MODELS_FAILED.status, report
@@ -192,6 +211,9 @@ def test_universal_models_on_na3ps4_against_dft_and_a_reference(benchmark_run):
     for row in comparison['rows']:
         if row['temperatures']['T_900K']['unresolved']:
             assert 'D/D_ref unresolved (model D unresolved' in result.output
+    plotted = runner.invoke(cmd_root, ['plot', str(node.pk), '-o', str(tmp_path / 'benchmark.png')])
+    assert plotted.exit_code == 0, plotted.output
+    assert (tmp_path / 'benchmark.png').stat().st_size > 10_000
     data = json.loads(runner.invoke(cmd_root, ['report', str(node.pk), '--json']).output)
     assert data['reference']['T_900K']['metadata']['functional'] == 'PBE'
     print('\n' + result.output)
