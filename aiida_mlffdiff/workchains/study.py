@@ -506,7 +506,7 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
             arch, names = next(iter(sorted(clashes.items())))
             raise ValueError(
                 f'a study has one zero-shot row per architecture, got {len(names)} {arch} models ({", ".join(names)}): '
-                'keep one, and compare the others with `launch evaluate` or a second study.'
+                'keep one, and compare the others with `aiida-mlffdiff launch benchmark` or a second study.'
             )
         problem = check_temperatures([float(t) for t in temperatures])
         if problem:

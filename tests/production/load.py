@@ -79,15 +79,23 @@ def drop_profile(root: Path, kind: str, name: str) -> None:
 
 
 def daemon_processes() -> list[int]:
-    """PIDs of the daemon's circus arbiter and everything it started (the workers; the ZeroMQ broker)."""
+    """PIDs of the daemon's circus arbiter and the Python processes it started (the workers; the ZeroMQ broker).
+
+    Not the short-lived shells of transport commands that happen to run at that moment: killing one inside
+    ``pyenv rehash`` leaves pyenv's lock behind, and every later login shell then waits 60 s for it (seen here).
+    """
     import psutil
     from aiida.engine.daemon.client import get_daemon_client
 
     pid = get_daemon_client().get_daemon_pid()
     if pid is None:
         return []
-    arbiter = psutil.Process(pid)
-    return [pid, *(child.pid for child in arbiter.children(recursive=True))]
+    children = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if 'python' in Path(child.exe()).name:
+                children.append(child.pid)
+    return [pid, *children]
 
 
 def kill_broker(kind: str) -> float:

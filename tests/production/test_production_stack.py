@@ -66,6 +66,40 @@ def test_300_calcjobs_and_a_kill_9_of_the_daemon(services, profile_type, tmp_pat
         assert figures['kill']['broker_restart_s'] is not None
 
 
+STUDY = Path(__file__).with_name('study_kill.py')
+
+
+@pytest.mark.production
+@pytest.mark.engines
+def test_a_study_through_the_daemon_on_postgresql_with_a_kill_9_in_its_md(
+    services, engine_environment, tmp_path, capsys
+):
+    """A small study (SevenNet-0 zero-shot on α-Li3N, 2 temperatures × 2 batches) submitted to 2 daemon workers on
+    PostgreSQL + RabbitMQ; after its first MD job finished, kill -9 of the daemon and of RabbitMQ, then `verdi daemon
+    start`: the study finishes with its row, no MD job ran twice, nothing stays Running/Waiting. (The SQLite + ZeroMQ
+    daemon study is tests/workchains/test_study.py; the kill -9 in a DiffusionWorkChain's MD on SQLite is
+    tests/workchains/test_diffusion.py.)"""
+    engine_environment('pretrained')  # built (or found in the cache) before the timed script runs
+    result = subprocess.run(
+        [sys.executable, str(STUDY), '--profile-type', 'psql', '--root', str(tmp_path / 'aiida')],
+        capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    with capsys.disabled():
+        print(f'\nstudy with kill -9 (psql): {json.dumps(figures)}')
+    assert figures['exit_status'] == 0, figures
+    assert figures['rows'] == ['pretrained_sevenn']
+    assert len(figures['d_unresolved_or_value']) == 2  # one D (or why not) per temperature
+    assert figures['kill'] is not None, 'the study ended before the kill'
+    assert figures['kill']['processes'] >= 3
+    assert figures['kill']['broker_restart_s'] is not None
+    assert figures['md_jobs'] == figures['md_jobs_finished_ok'] == 4  # 2 temperatures × 2 batches, none repeated
+    assert figures['runs'] == 4
+    assert figures['ran_twice'] == 0, 'a finished MD job ran again after the kill -9'
+    assert figures['stuck'] == {}
+
+
 # ---- SLURM ---------------------------------------------------------------------------------------------------------
 
 
