@@ -329,10 +329,6 @@ def li6ps5cl_structure(
     swapped, 0.0 = ordered), ``mlffdiff_source`` (text) and ``mlffdiff_ewald_energy_eV`` (Ewald energy of the
     formal charges, eV per cell). Same arguments as :func:`li6ps5cl`.
     """
-    from aiida import orm
+    from .nodes import as_structure_data
 
-    atoms = li6ps5cl(cell=cell, a_A=a_A, inversion=inversion, seed=seed, li_rule=li_rule)
-    structure = orm.StructureData(ase=atoms)
-    for key, value in atoms.info.items():
-        structure.base.attributes.set(key, value)
-    return structure
+    return as_structure_data(li6ps5cl(cell=cell, a_A=a_A, inversion=inversion, seed=seed, li_rule=li_rule))

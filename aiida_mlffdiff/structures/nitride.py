@@ -62,10 +62,6 @@ def li3n_structure(
 ) -> StructureData:
     """The :func:`li3n` cell as an unstored ``StructureData`` with ``mlffdiff_source`` and
     ``mlffdiff_formal_charges`` in its attributes."""
-    from aiida import orm
+    from .nodes import as_structure_data
 
-    atoms = li3n(supercell, a_A, c_A)
-    structure = orm.StructureData(ase=atoms)
-    for key, value in atoms.info.items():
-        structure.base.attributes.set(key, value)
-    return structure
+    return as_structure_data(li3n(supercell, a_A, c_A))

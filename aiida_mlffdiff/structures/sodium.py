@@ -57,10 +57,6 @@ def na3ps4(a_A: float = A_NA3PS4_A, c_A: float = C_NA3PS4_A) -> Atoms:
 def na3ps4_structure(a_A: float = A_NA3PS4_A, c_A: float = C_NA3PS4_A) -> StructureData:
     """The :func:`na3ps4` cell as an unstored ``StructureData`` with ``mlffdiff_source`` and
     ``mlffdiff_formal_charges`` in its attributes."""
-    from aiida import orm
+    from .nodes import as_structure_data
 
-    atoms = na3ps4(a_A, c_A)
-    structure = orm.StructureData(ase=atoms)
-    for key, value in atoms.info.items():
-        structure.base.attributes.set(key, value)
-    return structure
+    return as_structure_data(na3ps4(a_A, c_A))

@@ -58,10 +58,6 @@ def li2s(cell: str = 'primitive', a_A: float = A_LI2S_A) -> Atoms:
 def li2s_structure(cell: str = 'primitive', a_A: float = A_LI2S_A) -> StructureData:
     """The :func:`li2s` cell as an unstored ``StructureData`` with ``mlffdiff_source`` and
     ``mlffdiff_formal_charges`` in its attributes."""
-    from aiida import orm
+    from .nodes import as_structure_data
 
-    atoms = li2s(cell, a_A)
-    structure = orm.StructureData(ase=atoms)
-    for key, value in atoms.info.items():
-        structure.base.attributes.set(key, value)
-    return structure
+    return as_structure_data(li2s(cell, a_A))
