@@ -21,7 +21,7 @@ from ..calculations.evaluate import EvaluateCalculation, model_code_problem
 from ..data.mlff_model import MlffModel
 from ..data.training_set import TrainingSet
 from ..functions.benchmark import compare_benchmark
-from .diffusion import DiffusionWorkChain, md_inputs_problem, temperature_label
+from .diffusion import DiffusionWorkChain, md_inputs_problem, namespace_inputs, temperature_label
 
 
 def model_label(name: str) -> str:
@@ -144,8 +144,6 @@ class BenchmarkWorkChain(WorkChain):
         :param reference_diffusion: temperature (K) or label ``T_<K>K`` → the reference D node.
         :raises ValueError: a label that is no link label, a model without a code, bad protocol values.
         """
-        from .study import _namespace_inputs
-
         for label in models:
             if model_label(label) != label:
                 raise ValueError(f'model label {label!r} is not a link label: use {model_label(label)!r}.')
@@ -165,7 +163,7 @@ class BenchmarkWorkChain(WorkChain):
             )
             builder.structure = structure
             builder.temperatures = orm.List(values)
-            builder.diffusion = _namespace_inputs(sub, 'model', 'structure', 'temperatures')
+            builder.diffusion = namespace_inputs(sub, 'model', 'structure', 'temperatures')
         if reference_diffusion:
             builder.reference_diffusion = {
                 key if isinstance(key, str) else temperature_label(float(key)): node

@@ -147,6 +147,15 @@ def runs_lammps(md: dict) -> bool:
     return parameters is not None and parameters.get_dict().get('engine') == ENGINE_LAMMPS
 
 
+def namespace_inputs(builder, *excluded: str) -> dict:
+    """The inputs set on a sub-builder (what goes into an exposed namespace), without its metadata and ``excluded``:
+    how a parent chain (study, benchmark) puts a chain built from its protocol into its own namespace."""
+    inputs = builder._inputs(prune=True)
+    for key in ('metadata', *excluded):
+        inputs.pop(key, None)
+    return inputs
+
+
 def temperature_label(temperature: float) -> str:
     """The output label of a temperature: ``T_600K``, ``T_612p5K``."""
     return 'T_' + f'{temperature:g}'.replace('.', 'p') + 'K'

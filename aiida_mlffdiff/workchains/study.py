@@ -35,7 +35,7 @@ from ..functions.levels import align_training_sets, compare_labels
 from ..functions.sampling import sample_configurations, sampling_parameters
 from ..functions.split import SPLIT_PARAMETERS, split_counts, train_count, train_size_check
 from ..protocols import ProtocolMixin, merge
-from .diffusion import DiffusionWorkChain, check_temperatures
+from .diffusion import DiffusionWorkChain, check_temperatures, namespace_inputs
 from .reference import ReferenceDataWorkChain, engine_kwargs_from_inputs, fraction_problem
 from .training import TrainingWorkChain
 
@@ -298,14 +298,6 @@ def failure(node: orm.ProcessNode) -> str:
     return f'{node.process_label}<{node.pk}> failed [{node.exit_status}]: {node.exit_message}'
 
 
-def _namespace_inputs(builder, *excluded: str) -> dict:
-    """The inputs set on a sub-builder (what goes into an exposed namespace), without its metadata and ``excluded``."""
-    inputs = builder._inputs(prune=True)
-    for key in ('metadata', *excluded):
-        inputs.pop(key, None)
-    return inputs
-
-
 class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
     """The seed study: DFT reference data per functional, one model per (functional, architecture), D(T) per model."""
 
@@ -545,7 +537,7 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
                     continue
                 if level is not None:
                     sub.level = orm.Str(level)
-                builder.reference[functional] = _namespace_inputs(sub, 'configurations', 'functional')
+                builder.reference[functional] = namespace_inputs(sub, 'configurations', 'functional')
         if levels:
             builder.reference_levels = orm.List([level for level, _ in levels])
         if dataset_sizes:
@@ -566,7 +558,7 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
                 seed=seed,
             )
             training_parameters[architecture] = sub.train.train.parameters.get_dict()
-            builder.training[architecture] = _namespace_inputs(sub, 'training_set')
+            builder.training[architecture] = namespace_inputs(sub, 'training_set')
 
         diffusion_overrides = dict(settings.get('diffusion_overrides') or {})
         md = {
@@ -597,7 +589,7 @@ class MlffDiffusionStudyWorkChain(ProtocolMixin, WorkChain):
                 protocol=settings['diffusion_protocol'],
                 overrides={**diffusion_overrides, 'md': md_parameters},
             )
-            builder.diffusion[architecture] = _namespace_inputs(sub, 'model', 'structure', 'temperatures')
+            builder.diffusion[architecture] = namespace_inputs(sub, 'model', 'structure', 'temperatures')
         if models:
             builder.pretrained = models
         return builder
