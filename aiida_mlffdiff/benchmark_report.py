@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from aiida import orm
 
-from .analysis import d_unresolved
-
 
 def reference_metadata(diffusion: orm.Dict) -> dict | None:
     """What a reference D is (code, functional, temperature K, time step fs, source), read from the trajectories it
@@ -73,7 +71,7 @@ def format_benchmark(data: dict) -> str:
         what = ', '.join(
             f'{key} {meta[key]}' for key in ('code', 'functional', 'timestep_fs', 'source') if meta.get(key)
         )
-        why = reference['unresolved'] or d_unresolved(reference)
+        why = reference['unresolved']  # judged by benchmark_table (d_unresolved)
         value = f'unresolved ({why})' if why else f'{_number(reference["D_cm2_s"], reference["D_err_cm2_s"])} cm²/s'
         lines.append(f'reference {t_label}: D = {value}' + (f' [{what}]' if what else ''))
     for t_label, correlation in data['force_vs_d_correlation'].items():

@@ -117,16 +117,24 @@ def main(argv=None) -> int:
     parser.add_argument('--root', type=Path, required=True)
     parser.add_argument('--timeout', type=float, default=900)
     args = parser.parse_args(argv)
-    root = args.root.resolve()
+    with throwaway_profile(args.root, args.profile_type, 'load') as (root, name):
+        return run(args, root, name)
+
+
+@contextlib.contextmanager
+def throwaway_profile(root: Path, kind: str, purpose: str):
+    """A new profile of ``kind`` in its own AIIDA_PATH ``root`` for the duration of the block, dropped after (with
+    its database): yields ``(root, profile name)``."""
+    root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.environ['AIIDA_PATH'] = str(root)
     os.environ['PATH'] = f'{Path(sys.executable).parent}:{os.environ.get("PATH", "")}'
-    name = f'mlffdiff_load_{args.profile_type}_{os.getpid()}'
-    create_profile(root, args.profile_type, name)
+    name = f'mlffdiff_{purpose}_{kind}_{os.getpid()}'
+    create_profile(root, kind, name)
     try:
-        return run(args, root, name)
+        yield root, name
     finally:
-        drop_profile(root, args.profile_type, name)
+        drop_profile(root, kind, name)
 
 
 def run(args, root: Path, name: str) -> int:

@@ -10,7 +10,7 @@ batches one after the other. Once the first MD job has finished and the next one
 workers and, for ZeroMQ, the broker) is killed with SIGKILL, and RabbitMQ too on PostgreSQL; then ``verdi daemon
 start``. The MD code is the pretrained environment's python behind a wrapper that appends the job's working
 directory to a ledger, so a job that ran twice shows up twice. The profile is made and dropped by ``load.py``'s
-helpers.
+helpers (``throwaway_profile``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import create_profile, daemon_processes, drop_profile, kill_broker, verdi
+from load import daemon_processes, kill_broker, throwaway_profile, verdi
 
 
 def engine_code(root: Path, ledger: Path):
@@ -116,16 +116,8 @@ def main(argv=None) -> int:
     parser.add_argument('--root', type=Path, required=True)
     parser.add_argument('--timeout', type=float, default=900)
     args = parser.parse_args(argv)
-    root = args.root.resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    os.environ['AIIDA_PATH'] = str(root)
-    os.environ['PATH'] = f'{Path(sys.executable).parent}:{os.environ.get("PATH", "")}'
-    name = f'mlffdiff_study_{args.profile_type}_{os.getpid()}'
-    create_profile(root, args.profile_type, name)
-    try:
+    with throwaway_profile(args.root, args.profile_type, 'study') as (root, name):
         return run(args, root, name)
-    finally:
-        drop_profile(root, args.profile_type, name)
 
 
 if __name__ == '__main__':
